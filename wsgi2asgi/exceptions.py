@@ -1,0 +1,65 @@
+"""The exception hierarchy of wsgi2asgi: every error this package raises on purpose.
+
+Each class is named for who is at fault::
+
+    Wsgi2AsgiError
+    ├── ConfigError            bad CLI flags or options, an APP that will not import
+    ├── WSGIContractError      the WSGI app broke PEP 3333 (e.g. body before start_response)
+    ├── ASGIContractError      the ASGI app broke the ASGI spec (e.g. body before response.start)
+    ├── ClientDisconnected     the client went away; the app should stop producing output
+    └── NoMatchFound           routing found no app for a scope
+
+Programmer mistakes at call sites (a coroutine function given to ``sync_to_async``, an executor
+given with ``thread_sensitive=True``) raise the built-in ``TypeError`` / ``ValueError`` instead.
+
+Example::
+
+    from wsgi2asgi.exceptions import WSGIContractError
+
+    try:
+        start_response("200", [])
+    except WSGIContractError as exc:
+        log.error("bad app: %s", exc)
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ASGIContractError",
+    "ClientDisconnected",
+    "ConfigError",
+    "NoMatchFound",
+    "WSGIContractError",
+    "Wsgi2AsgiError",
+]
+
+
+class Wsgi2AsgiError(Exception):
+    """Base class of every error raised on purpose by wsgi2asgi."""
+
+
+class ConfigError(Wsgi2AsgiError):
+    """A configuration problem: bad CLI flags, bad options, or an APP that cannot be imported."""
+
+
+class WSGIContractError(Wsgi2AsgiError):
+    """The WSGI application broke PEP 3333.
+
+    Raised inside the application's thread (from ``start_response`` or ``write``) so that the
+    application sees it where it made the mistake; the adapter also logs it.
+    """
+
+
+class ASGIContractError(Wsgi2AsgiError):
+    """The ASGI application broke the ASGI specification (message order or content)."""
+
+
+class ClientDisconnected(Wsgi2AsgiError, OSError):
+    """The client closed the connection; nothing more can be sent or received.
+
+    It subclasses ``OSError`` so that WSGI code which already handles broken pipes handles it.
+    """
+
+
+class NoMatchFound(Wsgi2AsgiError):
+    """No route matched a scope and no default app was configured."""

@@ -1,0 +1,137 @@
+"""``Fallback``: answer from a new app, and from the legacy app where the new one has no route.
+
+This is how routes move one at a time: the migrated app goes in front, the legacy app behind
+it, and each request the new app answers with a fallback status (404 by default) is served
+again, from the start, by the legacy app.
+
+Rules this module keeps:
+
+* Nothing the primary sends for a discarded attempt reaches the client: ``http.response.start``
+  is held until its status is known, and a fallback status makes every later message of that
+  attempt disappear.
+* The request body is replayed: the messages the primary received are recorded (up to
+  ``max_replay_bytes``) and handed to the fallback before the rest of the stream. If the
+  primary read more than that, the request cannot be replayed, so the primary's answer is sent
+  as it is (and logged).
+* A primary that raises before starting a response is *not* an excuse to fall back: its error
+  propagates, like any other app error, so bugs in the new code stay visible.
+* WebSocket: a primary that closes the handshake before accepting falls back; the
+  ``websocket.connect`` message is replayed.
+* Lifespan reaches both apps (see :func:`wsgi2asgi.routing.run_lifespans`).
+
+Example::
+
+    app = Fallback(starlette_api, wsgi_to_asgi(legacy_flask_app))
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection
+
+from wsgi2asgi.routing import run_lifespans
+from wsgi2asgi.typing import ASGIApp, Message, Receive, Scope, Send
+
+__all__ = ["Fallback"]
+
+logger = logging.getLogger(__name__)
+
+
+class Fallback:
+    """Serve from ``primary``; where it answers a status in ``statuses``, serve from ``fallback``.
+
+    Args:
+        primary: the new app, tried first.
+        fallback: the legacy app, which gets the requests the primary does not take.
+        statuses: the statuses that mean "not mine" (default ``{404}``; ``{404, 405}`` is common).
+        max_replay_bytes: how much request body to record for a replay (default 1 MiB).
+    """
+
+    def __init__(
+        self,
+        primary: ASGIApp,
+        fallback: ASGIApp,
+        *,
+        statuses: Collection[int] = (404,),
+        max_replay_bytes: int = 1 << 20,
+    ) -> None:
+        self.primary = primary
+        self.fallback = fallback
+        self.statuses = frozenset(statuses)
+        self.max_replay_bytes = max_replay_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            apps = [("primary", self.primary), ("fallback", self.fallback)]
+            await run_lifespans(apps, scope, receive, send)
+            return
+        if scope["type"] not in ("http", "websocket"):
+            await self.primary(scope, receive, send)
+            return
+        attempt = _Attempt(scope["type"], receive, send, self)
+        await self.primary(dict(scope), attempt.receive, attempt.send)
+        if attempt.discarded:
+            await self.fallback(scope, attempt.replay, send)
+
+
+class _Attempt:
+    """One try at the primary app: records what it reads, holds back what it answers."""
+
+    def __init__(self, kind: str, receive: Receive, send: Send, owner: Fallback) -> None:
+        self.kind = kind
+        self._receive = receive
+        self._send = send
+        self._owner = owner
+        self.recorded: list[Message] = []
+        self.recorded_bytes = 0
+        self.replayable = True
+        self.decided = False
+        self.discarded = False
+
+    async def receive(self) -> Message:
+        message = await self._receive()
+        if self.replayable:
+            self.recorded_bytes += len(message.get("body", b"") or message.get("bytes", b""))
+            if self.recorded_bytes > self._owner.max_replay_bytes:
+                self.replayable = False
+                self.recorded.clear()
+            else:
+                self.recorded.append(message)
+        return message
+
+    async def send(self, message: Message) -> None:
+        if not self.decided:
+            self._decide(message)
+        if not self.discarded:
+            await self._send(message)
+
+    def _decide(self, message: Message) -> None:
+        kind = message["type"]
+        if kind == "http.response.start" or kind == "websocket.http.response.start":
+            status = int(message["status"])
+            self.decided = True
+            if status in self._owner.statuses:
+                self._discard(f"status {status}")
+        elif kind == "websocket.close":
+            # Closing before accept is the websocket way of saying "not here" (403).
+            self.decided = True
+            self._discard("websocket closed before accept")
+        elif kind == "websocket.accept":
+            self.decided = True
+
+    def _discard(self, why: str) -> None:
+        if self.replayable:
+            self.discarded = True
+            logger.debug("fallback: primary answered %s; replaying", why)
+        else:
+            logger.warning(
+                "fallback: primary answered %s after reading more than %d bytes; "
+                "sending its answer (request body cannot be replayed)",
+                why,
+                self._owner.max_replay_bytes,
+            )
+
+    async def replay(self) -> Message:
+        if self.recorded:
+            return self.recorded.pop(0)
+        return await self._receive()
