@@ -63,6 +63,12 @@ def _add_serve(subparsers: Any) -> None:
     serve.add_argument("--backlog", type=int, default=2048)
     serve.add_argument("--timeout-keep-alive", type=float, default=5.0)
     serve.add_argument("--timeout-request-header", type=float, default=10.0)
+    serve.add_argument(
+        "--timeout-request-body",
+        type=float,
+        default=30.0,
+        help="seconds a request body may stall between two reads before 408 and close",
+    )
     serve.add_argument("--timeout-graceful-shutdown", type=float, default=30.0)
     serve.add_argument("--max-target-size", type=int, default=8190, help="longer: 414")
     serve.add_argument("--max-header-size", type=int, default=65536, help="larger: 431")
@@ -132,6 +138,7 @@ def _run_serve(args: argparse.Namespace) -> int:
         backlog=args.backlog,
         timeout_keep_alive=args.timeout_keep_alive,
         timeout_request_header=args.timeout_request_header,
+        timeout_request_body=args.timeout_request_body,
         timeout_graceful_shutdown=args.timeout_graceful_shutdown,
         max_target=args.max_target_size,
         max_header_bytes=args.max_header_size,

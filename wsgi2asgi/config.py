@@ -44,6 +44,7 @@ class Config:
     backlog: int = 2048
     timeout_keep_alive: float = 5.0
     timeout_request_header: float = 10.0
+    timeout_request_body: float = 30.0  #: longest pause between two pieces of a request body
     timeout_graceful_shutdown: float | None = 30.0
     max_target: int = 8190
     max_header_bytes: int = 65536
@@ -75,7 +76,7 @@ class Config:
         for prefix, _ in self.mounts:
             if prefix and not prefix.startswith("/"):
                 raise ConfigError(f"mount prefix must start with '/': {prefix!r}")
-        for name in ("timeout_keep_alive", "timeout_request_header"):
+        for name in ("timeout_keep_alive", "timeout_request_header", "timeout_request_body"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")
         if self.debug_blocking is not None and self.debug_blocking <= 0:

@@ -454,3 +454,108 @@ def test_debug_blocking_reports_the_blocking_line_and_request(
             time.sleep(0.02)
     assert "time.sleep(0.3)" in caplog.text
     assert "GET /nap" in caplog.text
+
+
+def test_request_body_that_stalls_gets_408_and_the_app_a_disconnect(serve: Serve) -> None:
+    events: list[str] = []
+
+    async def reader(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        while True:
+            message = await receive()
+            events.append(message["type"])
+            if message["type"] == "http.disconnect":
+                return
+
+    running = serve(reader, lifespan="off", timeout_request_body=0.5)
+    start = time.monotonic()
+    data = raw(running.port, b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\nabc")
+    assert status_of(data) == 408
+    assert b"connection: close" in data
+    assert time.monotonic() - start < 4
+    for _ in range(100):
+        if events and events[-1] == "http.disconnect":
+            break
+        time.sleep(0.02)
+    assert events == ["http.request", "http.disconnect"]
+
+
+def test_slow_but_steady_body_is_not_timed_out(serve: Serve) -> None:
+    running = serve(echo_app, timeout_request_body=0.5)
+    with socket.create_connection(("127.0.0.1", running.port), timeout=5) as sock:
+        sock.sendall(
+            b"POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 8\r\nConnection: close\r\n\r\n"
+        )
+        for piece in (b"ab", b"cd", b"ef", b"gh"):  # 1.2 s in all: each gap under 0.5 s
+            time.sleep(0.3)
+            sock.sendall(piece)
+        data = b""
+        while chunk := sock.recv(4096):
+            data += chunk
+    assert status_of(data) == 200
+    assert data.endswith(b"POST /up  8:abcdefgh")
+
+
+def test_body_clock_waits_for_100_continue_and_for_a_paused_reader(serve: Serve) -> None:
+    async def late_reader(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        await asyncio.sleep(1.0)  # twice the body timeout before asking for the body
+        await echo_app(scope, receive, send)
+
+    running = serve(late_reader, lifespan="off", timeout_request_body=0.5)
+    with socket.create_connection(("127.0.0.1", running.port), timeout=5) as sock:
+        sock.sendall(
+            b"POST /c HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nExpect: 100-continue\r\n"
+            b"Connection: close\r\n\r\n"
+        )
+        assert sock.recv(4096).startswith(b"HTTP/1.1 100 Continue")
+        sock.sendall(b"abc")
+        data = b""
+        while chunk := sock.recv(4096):
+            data += chunk
+    assert status_of(data) == 200 and data.endswith(b"3:abc")
+    # A body the app has not read past the buffer (reading paused): not the client's delay.
+    big = b"x" * (256 * 1024)
+    request = (
+        b"POST /p HTTP/1.1\r\nHost: a\r\nConnection: close\r\nContent-Length: %d\r\n\r\n" % len(big)
+    )
+    response = raw(running.port, request + big)
+    assert status_of(response) == 200
+    assert response.endswith(b"%d:" % len(big) + big)
+
+
+def test_response_head_is_not_held_back_by_a_late_first_chunk(serve: Serve) -> None:
+    release = asyncio.Event()
+
+    async def late_body(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await asyncio.wait_for(release.wait(), 10)
+        await send({"type": "http.response.body", "body": b"late"})
+
+    running = serve(late_body, lifespan="off")
+    with socket.create_connection(("127.0.0.1", running.port), timeout=5) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        head = sock.recv(4096)  # arrives while the body is still held by the app
+        assert head.startswith(b"HTTP/1.1 200 OK") and head.endswith(b"\r\n\r\n")
+        running.loop.call_soon_threadsafe(release.set)
+        rest = b""
+        while chunk := sock.recv(4096):
+            rest += chunk
+    assert rest == b"4\r\nlate\r\n0\r\n\r\n"
+
+
+def test_app_failing_right_after_the_start_still_gets_a_clean_500(serve: Serve) -> None:
+    async def fails(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        raise RuntimeError("after start, before any byte was written")
+
+    running = serve(fails, lifespan="off")
+    data = raw(running.port, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+    assert status_of(data) == 500
+    assert data.count(b"HTTP/1.1") == 1

@@ -8,9 +8,12 @@ Rules this module keeps (ASGI spec, ``www.rst``):
 * ``send()``: ``http.response.start`` then ``http.response.body`` messages. After the client is
   gone, ``send`` raises :class:`~wsgi2asgi.exceptions.ClientDisconnected` (an ``OSError``, as
   spec 2.4 asks).
-* The app raises, or returns without a response, before the start → ``500`` and the connection
-  closes. It raises (or returns early) after the start → the connection is closed without
-  completing the body, so the client cannot take a truncated body for a whole one.
+* The app raises, or returns without a response, before the start (or after it, while no byte
+  of the head is written yet) → ``500`` and the connection closes. It raises (or returns early)
+  once the head is out → the connection is closed without completing the body, so the client
+  cannot take a truncated body for a whole one.
+* The response head is written with the first body message, or on the loop's next turn if
+  that message is not ready by then (a late first chunk does not hold the head back).
 * Flow control: the body buffer pauses the socket above ``HIGH_WATER`` bytes and resumes it
   when the app has read below; ``send`` waits while the transport's write buffer is full.
 
@@ -145,6 +148,10 @@ class HTTPCycle:
             self.response_started = True
             self.status = status
             self.keep_alive = self._framing.keep_alive
+            # The head waits for the first body message so that both go out in one write,
+            # but only until the loop's next turn: a streaming response (long polling,
+            # server-sent events) whose first chunk comes late still shows its head at once.
+            asyncio.get_running_loop().call_soon(self._flush_head)
         elif kind == "http.response.body":
             if not self.response_started:
                 raise ASGIContractError("http.response.body sent before http.response.start")
@@ -168,6 +175,11 @@ class HTTPCycle:
                 self.response_complete = True
                 self._body_ready.set()
         # Unknown message types are ignored, per the spec's extension rules.
+
+    def _flush_head(self) -> None:
+        if self._head and not self.disconnected:
+            self.connection.write(self._head)
+            self._head = b""
 
     # -- running the app --------------------------------------------------------------------
 
@@ -208,6 +220,10 @@ class HTTPCycle:
     def _app_failed(self, exc: BaseException) -> None:
         if self.disconnected:
             return
+        if self._head:
+            # Started, but not a byte written yet: the client can still get a clean 500.
+            self._head = b""
+            self.response_started = False
         if not self.response_started:
             logger.error("Exception in ASGI application: %s", self._label(), exc_info=exc)
             self._send_500()

@@ -7,7 +7,11 @@ Rules this module keeps:
 * A malformed request gets its 4xx from :mod:`wsgi2asgi.server.http11` and the connection is
   closed; the app never sees it.
 * Timeouts: an idle keep-alive connection closes after ``timeout_keep_alive``; a request head
-  not complete within ``timeout_request_header`` of its first byte (slowloris) closes too.
+  not complete within ``timeout_request_header`` of its first byte (slowloris) closes too; a
+  request body that stalls — no bytes for ``timeout_request_body`` while the server is reading
+  it — gets ``408`` (if no response has started) and the connection closes; the app sees
+  ``http.disconnect``. The body clock does not run while the server itself has paused reading
+  (the app is not reading the body): only the client's slowness counts.
 * Flow control: ``pause_writing``/``resume_writing`` from the transport gate ``send``; the
   body buffer pauses reading (see :mod:`wsgi2asgi.server.cycle`).
 * A connection whose request body was not read to the end is closed after the response
@@ -71,6 +75,8 @@ class HTTPProtocol(asyncio.Protocol):
         self.scheme = "http"
         self.trusted = False
         self._timer: asyncio.TimerHandle | None = None
+        self._body_timer: asyncio.TimerHandle | None = None
+        self._body_seen = 0.0  # loop time of the last request-body read
         self._in_head = False
         self._reading_paused = False
         self.upgraded: Any = None  # the WebSocket session after an upgrade
@@ -92,6 +98,7 @@ class HTTPProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.state.connections.discard(self)
         self._cancel_timer()
+        self._stop_body_clock()
         self.closing = True
         if self.cycle is not None:
             self.cycle.lost()
@@ -132,7 +139,9 @@ class HTTPProtocol(asyncio.Protocol):
                     self.parsing.end_body()
                     self.parsing = None
             if self.transport is None or self.transport.is_closing():
+                self._stop_body_clock()
                 return
+        self._body_clock()
 
     def eof_received(self) -> bool | None:
         return None  # close the transport
@@ -153,11 +162,13 @@ class HTTPProtocol(asyncio.Protocol):
         if not self._reading_paused and self.transport is not None:
             self._reading_paused = True
             self.transport.pause_reading()
+            self._stop_body_clock()
 
     def resume_reading(self) -> None:
         if self._reading_paused and not self.waiting and self.transport is not None:
             self._reading_paused = False
             self.transport.resume_reading()
+        self._body_clock()  # the app wants the body: the client's clock runs from now
 
     def close(self) -> None:
         self.closing = True
@@ -276,6 +287,39 @@ class HTTPProtocol(asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+    def _body_clock(self) -> None:
+        """Note body activity now; keep one timer running while a body is due and being read.
+
+        Cheap per read: the timer is not re-armed on every chunk, it checks the time of the
+        last read when it fires and sleeps again for what is left.
+        """
+        parsing = self.parsing
+        if parsing is None or not parsing.sent_continue or self._reading_paused or self.closing:
+            # No body due; or the client waits for our "100 Continue" (the app has not asked
+            # for the body yet); or the server paused reading: the client is not late.
+            self._stop_body_clock()
+            return
+        self._body_seen = self.loop.time()
+        if self._body_timer is None:
+            self._body_timer = self.loop.call_at(
+                self._body_seen + self.config.timeout_request_body, self._body_timeout
+            )
+
+    def _stop_body_clock(self) -> None:
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+
+    def _body_timeout(self) -> None:
+        self._body_timer = None
+        if self.parsing is None or self._reading_paused or self.closing:
+            return
+        deadline = self._body_seen + self.config.timeout_request_body
+        if self.loop.time() < deadline:
+            self._body_timer = self.loop.call_at(deadline, self._body_timeout)
+            return
+        self._reject(ProtocolError(408, "request body timed out"))
 
     def _timeout(self) -> None:
         self._timer = None
