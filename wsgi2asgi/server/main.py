@@ -89,6 +89,8 @@ class Server:
                 await driver.aclose()
                 if detector is not None:
                     detector.stop()
+                for sock in sockets or ():
+                    sock.close()  # handed to us to serve on: ours to close, served or not
                 return EXIT_STARTUP_FAILED
         loop = asyncio.get_running_loop()
         self._install_signals(loop)

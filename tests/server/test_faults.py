@@ -1,0 +1,193 @@
+"""Fault injection through the whole stack: our server → Router → adapters → app, on loopback.
+
+Each fault has the outcome documented in ``docs/wsgi.md`` and ``docs/server.md``: a clean 500
+while nothing was sent, an aborted connection once something was (never a truncated body passed
+off as whole), every WSGI ``close()`` run, and the server healthy afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.server.conftest import Running, raw
+from wsgi2asgi.routing import Mount, Router
+from wsgi2asgi.wsgi import wsgi_to_asgi
+
+Serve = Callable[..., Running]
+StartResponse = Callable[..., Any]
+
+
+class Tracked:
+    """A WSGI response iterable that can fail at a given chunk and records its close()."""
+
+    closed: list[str] = []
+
+    def __init__(self, name: str, fail_at: int | None) -> None:
+        self.name = name
+        self.fail_at = fail_at
+
+    def __iter__(self) -> Iterator[bytes]:
+        for index in range(3):
+            if index == self.fail_at:
+                raise RuntimeError(f"{self.name}: failing at chunk {index}")
+            yield b"chunk%d;" % index
+
+    def close(self) -> None:
+        Tracked.closed.append(self.name)
+        if self.name == "in-close":
+            raise RuntimeError("close() fails")
+
+
+hold = threading.Event()
+
+
+def faulty_wsgi(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    """Fails at the PEP 3333 point named by the path."""
+    point = environ["PATH_INFO"].strip("/")
+    if point == "before-start":
+        raise RuntimeError("before start_response")
+    if point == "held":
+        hold.wait(10)
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    fail_at = {"first-chunk": 0, "later-chunk": 2}.get(point)
+    return Tracked(point, fail_at)
+
+
+async def faulty_asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Fails before or after ``http.response.start`` as the path says."""
+    if scope["type"] != "http":
+        return
+    point = scope["path"].rsplit("/", 1)[-1]
+    if point == "before-start":
+        raise RuntimeError("before start")
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    if point == "after-start":
+        await send({"type": "http.response.body", "body": b"partial", "more_body": True})
+        raise RuntimeError("after start")
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+@pytest.fixture
+def stack(serve: Serve) -> Running:
+    Tracked.closed.clear()
+    hold.clear()
+    app = Router(
+        [
+            Mount("/wsgi", wsgi_to_asgi(faulty_wsgi, max_threads=2)),
+            Mount("/asgi", faulty_asgi),
+        ]
+    )
+    return serve(app, lifespan="off")
+
+
+def status_of(response: bytes) -> int:
+    return int(response.split(b" ", 2)[1])
+
+
+@pytest.mark.parametrize("point", ["before-start", "first-chunk"])
+def test_wsgi_failure_before_any_byte_is_a_500(stack: Running, point: str) -> None:
+    response = raw(
+        stack.port,
+        b"GET /wsgi/%s HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n" % point.encode(),
+    )
+    assert status_of(response) == 500
+    assert b"chunk" not in response
+    if point == "first-chunk":
+        assert Tracked.closed == ["first-chunk"]
+
+
+def test_wsgi_failure_mid_body_aborts_and_close_runs(stack: Running) -> None:
+    with httpx.Client(base_url=stack.url) as client, pytest.raises(httpx.RemoteProtocolError):
+        client.get("/wsgi/later-chunk")
+    response = raw(
+        stack.port, b"GET /wsgi/later-chunk HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+    )
+    assert b"chunk1;" in response and not response.endswith(b"0\r\n\r\n")  # no last chunk
+    assert Tracked.closed == ["later-chunk", "later-chunk"]
+
+
+def test_wsgi_failure_in_close_keeps_the_response_whole(stack: Running) -> None:
+    response = httpx.get(stack.url + "/wsgi/in-close")
+    assert response.status_code == 200
+    assert response.text == "chunk0;chunk1;chunk2;"
+    assert Tracked.closed == ["in-close"]
+
+
+def test_asgi_failure_before_start_is_500_after_start_aborts(stack: Running) -> None:
+    assert httpx.get(stack.url + "/asgi/before-start").status_code == 500
+    with pytest.raises(httpx.RemoteProtocolError):
+        httpx.get(stack.url + "/asgi/after-start")
+    assert httpx.get(stack.url + "/asgi/fine").text == "ok"
+
+
+def test_exhausted_wsgi_pool_queues_requests_without_blocking_asgi_routes(
+    stack: Running,
+) -> None:
+    async def scenario() -> tuple[list[int], int]:
+        async with httpx.AsyncClient(base_url=stack.url, timeout=20) as client:
+            held = [asyncio.create_task(client.get("/wsgi/held")) for _ in range(6)]
+            await asyncio.sleep(0.3)  # both pool threads busy, four requests queued
+            # The event loop is free: ASGI routes answer while every WSGI thread is held.
+            asgi = (await client.get("/asgi/fine")).status_code
+            assert not any(task.done() for task in held)
+            hold.set()
+            return [r.status_code for r in await asyncio.gather(*held)], asgi
+
+    statuses, asgi = asyncio.run(scenario())
+    assert asgi == 200
+    assert statuses == [200] * 6
+    assert sorted(Tracked.closed) == ["held"] * 6
+
+
+def test_server_is_healthy_after_every_fault(stack: Running) -> None:
+    for path in ("before-start", "first-chunk", "later-chunk", "in-close"):
+        raw(
+            stack.port,
+            b"GET /wsgi/%s HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n" % path.encode(),
+        )
+    for path in ("before-start", "after-start"):
+        raw(
+            stack.port,
+            b"GET /asgi/%s HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n" % path.encode(),
+        )
+    with httpx.Client(base_url=stack.url) as client:
+        assert client.get("/asgi/fine").text == "ok"
+        assert client.get("/wsgi/fine").text == "chunk0;chunk1;chunk2;"
+    assert sorted(Tracked.closed) == sorted(["first-chunk", "later-chunk", "in-close", "fine"])
+
+
+def test_lifespan_failure_in_one_mounted_app_stops_the_others_and_the_server(
+    serve: Serve,
+) -> None:
+    events: list[str] = []
+
+    def lifespan_app(name: str, fail: bool) -> Any:
+        async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            assert scope["type"] == "lifespan"
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    if fail:
+                        await send({"type": "lifespan.startup.failed", "message": "no db"})
+                        return
+                    events.append(f"{name} started")
+                    await send({"type": "lifespan.startup.complete"})
+                else:
+                    events.append(f"{name} stopped")
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+
+        return app
+
+    router = Router([Mount("/a", lifespan_app("a", False)), Mount("/b", lifespan_app("b", True))])
+    running = serve(router, lifespan="on")
+    running.thread.join(10)
+    assert not running.thread.is_alive()
+    assert running.status == [3]
+    assert events == ["a started", "a stopped"]
