@@ -990,3 +990,41 @@ def test_gunicorn_preload_with_an_adapter_started_before_fork() -> None:
             hello = client.get("/hello")
             assert hello.json()["db"] == "connected"
             assert client.post("/echo", content=b"after fork").text == "10:after fork"
+
+
+def test_requests_leave_no_memory_behind() -> None:
+    """Starlette through the adapter, from 8 WSGI threads: JSON, bodies, streams, errors."""
+    from tests.memory import assert_no_leak
+
+    with asgi_to_wsgi(make_starlette([])) as adapter:
+
+        def one(i: int) -> None:
+            kind = i % 4
+            if kind == 0:
+                call(adapter, PATH_INFO="/hello")
+            elif kind == 1:
+                body = b"x" * 3000
+                call(
+                    adapter,
+                    REQUEST_METHOD="POST",
+                    PATH_INFO="/echo",
+                    CONTENT_LENGTH=str(len(body)),
+                    **{"wsgi.input": io.BytesIO(body)},
+                )
+            elif kind == 2:
+                call(adapter, PATH_INFO="/stream", QUERY_STRING="n=20")
+            else:  # the WSGI server stops iterating early and closes the response
+                result = adapter(environ(PATH_INFO="/stream", QUERY_STRING="n=50"), start_response)
+                next(iter(result))
+                result.close()  # type: ignore[attr-defined]
+
+        def run_round() -> None:
+            with ThreadPoolExecutor(8) as pool:
+                list(pool.map(one, range(400)))
+            settle(adapter)
+
+        logging.disable(logging.CRITICAL)
+        try:
+            assert_no_leak(run_round)
+        finally:
+            logging.disable(logging.NOTSET)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -191,3 +192,39 @@ def test_lifespan_failure_in_one_mounted_app_stops_the_others_and_the_server(
     assert not running.thread.is_alive()
     assert running.status == [3]
     assert events == ["a started", "a stopped"]
+
+
+def test_the_stack_leaves_no_memory_behind_across_faults_and_disconnects(
+    stack: Running,
+) -> None:
+    """Good requests, failing ones and clients that vanish, through the server: no leak."""
+    import logging
+    import socket
+
+    from tests.memory import assert_no_leak
+
+    paths = ["/asgi/fine", "/wsgi/fine", "/asgi/before-start", "/wsgi/first-chunk"]
+
+    def run_round() -> None:
+        with httpx.Client(base_url=stack.url) as client:
+            for i in range(200):
+                client.get(paths[i % len(paths)])
+        for i in range(20):  # vanish mid-head and mid-body
+            with socket.create_connection(("127.0.0.1", stack.port)) as sock:
+                sock.sendall(
+                    b"GET /asgi/fine HT"
+                    if i % 2
+                    else b"POST /wsgi/fine HTTP/1.1\r\nHost: a\r\nContent-Length: 99\r\n\r\nab"
+                )
+        deadline = time.monotonic() + 5
+        while stack.server.state is not None and stack.server.state.connections:
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.01)
+        Tracked.closed.clear()
+
+    logging.disable(logging.CRITICAL)
+    try:
+        assert_no_leak(run_round)
+    finally:
+        logging.disable(logging.NOTSET)
