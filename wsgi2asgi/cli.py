@@ -60,6 +60,18 @@ def _add_serve(subparsers: Any) -> None:
         help="comma-separated addresses/networks whose proxy headers are trusted ('*': all)",
     )
     serve.add_argument("--limit-concurrency", type=int, help="answer 503 above this many")
+    serve.add_argument(
+        "--limit-max-requests",
+        type=int,
+        help="exit gracefully after this many requests (a supervised worker is then replaced)",
+    )
+    serve.add_argument(
+        "--limit-max-requests-jitter",
+        type=int,
+        default=0,
+        help="add a random 0..N to --limit-max-requests so workers do not restart together",
+    )
+    serve.add_argument("--multiprocess", action="store_true", help=argparse.SUPPRESS)
     serve.add_argument("--backlog", type=int, default=2048)
     serve.add_argument("--timeout-keep-alive", type=float, default=5.0)
     serve.add_argument("--timeout-request-header", type=float, default=10.0)
@@ -108,7 +120,7 @@ def _run_serve(args: argparse.Namespace) -> int:
         from wsgi2asgi.server.supervisor import worker_command
 
         logging.basicConfig(format="%(asctime)s %(levelname)s %(message)s", level=logging.INFO)
-        command = worker_command([a for a in args.argv if a != "--reload"])
+        command = worker_command([a for a in args.argv if a != "--reload"], multiprocess=False)
         return run_with_reload(command, [args.app_dir])
     if args.workers > 1:
         from wsgi2asgi.server.supervisor import bind, supervise, worker_command
@@ -135,6 +147,9 @@ def _run_serve(args: argparse.Namespace) -> int:
         proxy_headers=args.proxy_headers,
         forwarded_allow_ips=tuple(a.strip() for a in args.forwarded_allow_ips.split(",")),
         limit_concurrency=args.limit_concurrency,
+        limit_max_requests=args.limit_max_requests,
+        limit_max_requests_jitter=args.limit_max_requests_jitter,
+        multiprocess=args.multiprocess,
         backlog=args.backlog,
         timeout_keep_alive=args.timeout_keep_alive,
         timeout_request_header=args.timeout_request_header,

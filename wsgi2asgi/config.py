@@ -41,6 +41,8 @@ class Config:
     proxy_headers: bool = True
     forwarded_allow_ips: Sequence[str] = ("127.0.0.1",)
     limit_concurrency: int | None = None
+    limit_max_requests: int | None = None  #: exit (gracefully) after this many requests
+    limit_max_requests_jitter: int = 0  #: add 0..jitter to it, so workers do not restart together
     backlog: int = 2048
     timeout_keep_alive: float = 5.0
     timeout_request_header: float = 10.0
@@ -53,6 +55,7 @@ class Config:
     ws_max_size: int = 16 * 1024 * 1024
     ws_ping_interval: float | None = None
     max_threads: int = 32
+    multiprocess: bool = False  #: ``wsgi.multiprocess``: true for workers under ``--workers``
     access_log: bool = True
     log_level: str = "info"
     server_header: bool = True
@@ -85,6 +88,10 @@ class Config:
             raise ConfigError("--ssl-keyfile and --ssl-certfile go together")
         if self.limit_concurrency is not None and self.limit_concurrency < 1:
             raise ConfigError("--limit-concurrency must be at least 1")
+        if self.limit_max_requests is not None and self.limit_max_requests < 1:
+            raise ConfigError("--limit-max-requests must be at least 1")
+        if self.limit_max_requests_jitter < 0:
+            raise ConfigError("--limit-max-requests-jitter must not be negative")
         if self.max_body is not None and self.max_body < 0:
             raise ConfigError("--max-body-size must not be negative")
         for address in self.forwarded_allow_ips:

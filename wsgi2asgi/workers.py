@@ -54,6 +54,9 @@ class Worker(GunicornWorker):  # type: ignore[misc]
             max_headers=int(cfg.limit_request_fields or 100),
             forwarded_allow_ips=tuple(allow),
             max_threads=max(int(cfg.threads or 1), 1) * 8,
+            multiprocess=int(cfg.workers) > 1,
+            # gunicorn's --max-requests (its jitter already added by the base worker).
+            limit_max_requests=int(self.max_requests) if cfg.max_requests else None,
             backlog=int(cfg.backlog),
             access_log=False,
             ssl_keyfile=cfg.keyfile,

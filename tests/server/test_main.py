@@ -169,6 +169,35 @@ def test_workers_share_the_port_and_a_dead_worker_is_replaced() -> None:
     assert "restarting" in output
 
 
+def test_workers_retire_after_max_requests_without_losing_one() -> None:
+    process, port = start(
+        "tests.server.apps.lifecycle:wsgi_whoami",
+        "--workers",
+        "2",
+        "--limit-max-requests",
+        "5",
+        "--limit-max-requests-jitter",
+        "3",
+    )
+    answers: list[str] = []
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
+            for _ in range(40):
+                # A worker that reached its limit finishes this request, then closes the
+                # connection: the next request gets a new connection, to a live worker.
+                response = client.get("/")
+                assert response.status_code == 200
+                answers.append(response.text)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        status, output = finish(process)
+    assert status == 0
+    pids = {answer.split()[0] for answer in answers}
+    assert len(pids) >= 40 // (5 + 3)  # each worker served at most 8, then was replaced
+    assert all(answer.endswith(" True") for answer in answers)  # wsgi.multiprocess
+    assert "--limit-max-requests" in output and "starting a new one" in output
+
+
 def test_gunicorn_worker_class_serves_asgi_and_stops_gracefully() -> None:
     port = free_port()
     process = subprocess.Popen(

@@ -559,3 +559,43 @@ def test_app_failing_right_after_the_start_still_gets_a_clean_500(serve: Serve) 
     data = raw(running.port, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
     assert status_of(data) == 500
     assert data.count(b"HTTP/1.1") == 1
+
+
+def test_server_exits_gracefully_after_max_requests(serve: Serve) -> None:
+    running = serve(echo_app, limit_max_requests=3)
+    with httpx.Client(base_url=running.url) as client:
+        responses = [client.get(f"/{i}") for i in range(3)]
+    texts = [response.text for response in responses]
+    assert texts == ["GET /0  0:", "GET /1  0:", "GET /2  0:"]  # the last one whole too
+    assert [r.headers.get("connection") for r in responses] == [None, None, "close"]
+    running.thread.join(10)
+    assert not running.thread.is_alive()
+    assert running.status == [0]
+
+
+def test_a_response_started_during_shutdown_says_connection_close(serve: Serve) -> None:
+    import threading
+
+    release = asyncio.Event()
+
+    async def waits(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        await asyncio.wait_for(release.wait(), 10)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"done"})
+
+    running = serve(waits, lifespan="off")
+    result: dict[str, httpx.Response] = {}
+    client = threading.Thread(target=lambda: result.update(r=httpx.get(running.url, timeout=10)))
+    client.start()
+    for _ in range(500):
+        if running.server.state is not None and running.server.state.active:
+            break
+        time.sleep(0.01)
+    running.loop.call_soon_threadsafe(running.server.should_exit.set)
+    time.sleep(0.2)  # the shutdown has begun: the connection is marked closing
+    running.loop.call_soon_threadsafe(release.set)
+    client.join(10)
+    assert result["r"].text == "done"
+    assert result["r"].headers["connection"] == "close"

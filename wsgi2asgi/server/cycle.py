@@ -50,6 +50,7 @@ class Connection(Protocol):
     """What a cycle needs from its connection (implemented in ``tcp.py``)."""
 
     writable: asyncio.Event
+    closing: bool  #: the connection closes after this response (shutdown, last request)
     access_log: bool
     server_header: bytes | None
 
@@ -100,6 +101,10 @@ class HTTPCycle:
         self.body_complete = True
         self._body_ready.set()
 
+    def close_after(self) -> None:
+        """Answer with ``Connection: close`` and close the connection after the response."""
+        self.keep_alive = self._framing.keep_alive = False
+
     def lost(self) -> None:
         """The client is gone."""
         self.disconnected = True
@@ -143,6 +148,8 @@ class HTTPCycle:
             headers: list[tuple[bytes, bytes]] = [
                 (bytes(name), bytes(value)) for name, value in message.get("headers", ())
             ]
+            if self.connection.closing:
+                self._framing.keep_alive = False  # tell the client: Connection: close
             # ValueError for an invalid status or header: raised to the app, never sent.
             self._head = self._framing.head(status, headers)
             self.response_started = True

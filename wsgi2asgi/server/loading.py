@@ -91,7 +91,7 @@ def _wrap(obj: Any, interface: str, config: Config) -> tuple[ASGIApp, str, str]:
         from wsgi2asgi.wsgi import wsgi_to_asgi
 
         return (
-            wsgi_to_asgi(obj, max_threads=config.max_threads),
+            wsgi_to_asgi(obj, max_threads=config.max_threads, multiprocess=config.multiprocess),
             kind,
             f"{config.max_threads} threads",
         )

@@ -5,9 +5,10 @@ Sequence (``docs/server.md``):
 1. Load the app (``module:attr``, WSGI or ASGI, mounts composed with the router).
 2. Lifespan startup (``--lifespan auto|on|off``); a failure stops here, exit status 3.
 3. Listen (host/port, ``--uds`` or ``--fd``); log one line per mount with its interface.
-4. On SIGTERM or SIGINT: stop accepting; close idle keep-alive connections; let in-flight
-   requests finish (their connections close after the response) for up to
-   ``--timeout-graceful-shutdown`` seconds, then close what is left; lifespan shutdown; exit 0.
+4. On SIGTERM or SIGINT, or after ``--limit-max-requests`` requests: stop accepting; close
+   idle keep-alive connections; let in-flight requests finish (their connections close after
+   the response) for up to ``--timeout-graceful-shutdown`` seconds, then close what is left;
+   lifespan shutdown; exit 0.
 
 Example::
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import random
 import signal
 import socket
 import ssl
@@ -77,6 +79,10 @@ class Server:
             max_body=config.max_body,
         )
         state = self.state = ServerState(config=config, app=app, limits=limits)
+        if config.limit_max_requests is not None:
+            jitter = random.randint(0, config.limit_max_requests_jitter)
+            state.max_requests = config.limit_max_requests + jitter
+            state.on_max_requests = self._max_requests_reached
         driver: LifespanDriver | None = None
         if config.lifespan != "off":
             driver = LifespanDriver(
@@ -110,6 +116,14 @@ class Server:
             if detector is not None:
                 detector.stop()
         return 0
+
+    def _max_requests_reached(self) -> None:
+        assert self.state is not None
+        logger.info(
+            "served %d requests (--limit-max-requests): finishing in-flight requests and exiting",
+            self.state.requests,
+        )
+        self.should_exit.set()
 
     async def _listen(self, state: ServerState, sockets: list[socket.socket] | None) -> None:
         loop = asyncio.get_running_loop()

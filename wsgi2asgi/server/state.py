@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from wsgi2asgi.config import Config
@@ -24,5 +25,19 @@ class ServerState:
     limits: Limits
     connections: set[HTTPProtocol] = dataclasses.field(default_factory=set)
     active: int = 0
+    requests: int = 0  #: requests and WebSocket sessions started, since the server started
+    max_requests: int | None = None  #: after this many, ``on_max_requests`` is called once
+    on_max_requests: Callable[[], None] | None = None
     shutting_down: bool = False
     lifespan_state: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def count_request(self) -> bool:
+        """Count one request; at ``max_requests``, ask the server to stop (gracefully).
+
+        Returns whether this was the last request the server takes.
+        """
+        self.requests += 1
+        if self.requests == self.max_requests and self.on_max_requests is not None:
+            self.on_max_requests()
+            return True
+        return False

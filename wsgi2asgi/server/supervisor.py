@@ -90,7 +90,10 @@ def supervise(
                 status = process.poll()
                 if status is None or stopping:
                     continue
-                logger.warning("worker %d exited with %s; restarting it", process.pid, status)
+                if status == 0:  # it chose to stop (--limit-max-requests)
+                    logger.info("worker %d finished; starting a new one", process.pid)
+                else:
+                    logger.warning("worker %d exited with %s; restarting it", process.pid, status)
                 if time.monotonic() - started[index] < 1.0:
                     time.sleep(1.0)
                 slots[index] = spawn()
@@ -118,8 +121,12 @@ def reap(process: subprocess.Popen[bytes], timeout: float) -> None:
         process.wait()
 
 
-def worker_command(argv: Sequence[str]) -> list[str]:
-    """The command line of one worker: the same ``serve`` arguments without ``--workers``."""
+def worker_command(argv: Sequence[str], *, multiprocess: bool = True) -> list[str]:
+    """The command line of one worker: the same ``serve`` arguments without ``--workers``.
+
+    With ``multiprocess`` (several workers serve the same app), the worker is told so, and
+    its WSGI apps see ``wsgi.multiprocess`` true (PEP 3333).
+    """
     cleaned: list[str] = []
     skip = False
     for arg in argv:
@@ -132,4 +139,5 @@ def worker_command(argv: Sequence[str]) -> list[str]:
         if arg.startswith("--workers="):
             continue
         cleaned.append(arg)
-    return [sys.executable, "-m", "wsgi2asgi", *cleaned]
+    flag = ["--multiprocess"] if multiprocess else []
+    return [sys.executable, "-m", "wsgi2asgi", *cleaned, *flag]

@@ -178,6 +178,7 @@ class HTTPProtocol(asyncio.Protocol):
     # -- requests ----------------------------------------------------------------------------
 
     def _request(self, request: Request) -> None:
+        last = self.state.count_request()
         scope = self._scope(request)
         if request.upgrade and _is_websocket(request):
             from wsgi2asgi.server.websocket import WebSocketSession
@@ -190,6 +191,8 @@ class HTTPProtocol(asyncio.Protocol):
             self.task = self.loop.create_task(self.upgraded.run(self.state.app))
             return
         cycle = HTTPCycle(self, request, scope)
+        if last:
+            cycle.close_after()  # the server's last request: answered with Connection: close
         self.parsing = cycle
         if self.cycle is None:
             self._start(cycle)
@@ -295,7 +298,7 @@ class HTTPProtocol(asyncio.Protocol):
         last read when it fires and sleeps again for what is left.
         """
         parsing = self.parsing
-        if parsing is None or not parsing.sent_continue or self._reading_paused or self.closing:
+        if parsing is None or not parsing.sent_continue or self._reading_paused or self._gone():
             # No body due; or the client waits for our "100 Continue" (the app has not asked
             # for the body yet); or the server paused reading: the client is not late.
             self._stop_body_clock()
@@ -306,6 +309,9 @@ class HTTPProtocol(asyncio.Protocol):
                 self._body_seen + self.config.timeout_request_body, self._body_timeout
             )
 
+    def _gone(self) -> bool:
+        return self.transport is None or self.transport.is_closing()
+
     def _stop_body_clock(self) -> None:
         if self._body_timer is not None:
             self._body_timer.cancel()
@@ -313,7 +319,7 @@ class HTTPProtocol(asyncio.Protocol):
 
     def _body_timeout(self) -> None:
         self._body_timer = None
-        if self.parsing is None or self._reading_paused or self.closing:
+        if self.parsing is None or self._reading_paused or self._gone():
             return
         deadline = self._body_seen + self.config.timeout_request_body
         if self.loop.time() < deadline:

@@ -55,3 +55,11 @@ async def whoami(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
     await send({"type": "http.response.start", "status": 200, "headers": []})
     await send({"type": "http.response.body", "body": str(os.getpid()).encode()})
+
+
+def wsgi_whoami(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    """A WSGI app answering with its process id and ``wsgi.multiprocess``."""
+    import os
+
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [f"{os.getpid()} {environ['wsgi.multiprocess']}".encode()]
