@@ -73,7 +73,13 @@ def _add_serve(subparsers: Any) -> None:
     )
     serve.add_argument("--multiprocess", action="store_true", help=argparse.SUPPRESS)
     serve.add_argument("--backlog", type=int, default=2048)
-    serve.add_argument("--timeout-keep-alive", type=float, default=5.0)
+    serve.add_argument(
+        "--timeout-keep-alive",
+        type=float,
+        default=20.0,
+        help="seconds an idle keep-alive connection stays open (keep it above your clients' "
+        "and proxy's own idle timeouts)",
+    )
     serve.add_argument("--timeout-request-header", type=float, default=10.0)
     serve.add_argument(
         "--timeout-request-body",

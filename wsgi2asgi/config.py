@@ -44,7 +44,10 @@ class Config:
     limit_max_requests: int | None = None  #: exit (gracefully) after this many requests
     limit_max_requests_jitter: int = 0  #: add 0..jitter to it, so workers do not restart together
     backlog: int = 2048
-    timeout_keep_alive: float = 5.0
+    # Longer than common client pool expiries (httpx 5 s, aiohttp 15 s): the client then
+    # closes an idle connection first. Closing it from our side at the moment the client
+    # reuses it loses that request (the soak found exactly this with equal 5 s timeouts).
+    timeout_keep_alive: float = 20.0
     timeout_request_header: float = 10.0
     timeout_request_body: float = 30.0  #: longest pause between two pieces of a request body
     timeout_graceful_shutdown: float | None = 30.0
