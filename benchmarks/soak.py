@@ -111,7 +111,9 @@ MIX = (
 )
 
 
-async def drive(port: int, pid: int, total: int, concurrency: int, mix: list[str]) -> None:
+async def drive(
+    port: int, pid: int, total: int, concurrency: int, mix: list[str], settle: float
+) -> None:
     counts: collections.Counter[str] = collections.Counter()
     errors: collections.Counter[str] = collections.Counter()
     samples: list[tuple[float, int, int, int]] = []
@@ -164,12 +166,33 @@ async def drive(port: int, pid: int, total: int, concurrency: int, mix: list[str
     growth = (last[1] - warm[1]) / warm[1] * 100
     print(f"RSS growth after warm-up (t={warm[0]:.0f}s): {growth:+.1f}% (peak {peak} KiB)")
     print(f"threads {first[2]} -> {last[2]}, fds {first[3]} -> {last[3]}")
+    # Idle pool threads retire after 60 s: wait for them, to tell idle threads from stuck ones.
+    waited = 0.0
+    while waited < settle:
+        rss, threads, fds = sample(pid)
+        if threads <= first[2] and fds <= first[3] + 1:
+            print(
+                f"idle: back to baseline after {waited:.0f} s: {threads} threads, {fds} fds, "
+                f"RSS {rss} KiB"
+            )
+            break
+        await asyncio.sleep(1.0)
+        waited += 1.0
+    else:
+        rss, threads, fds = sample(pid)
+        print(f"idle: NOT back to baseline after {settle:.0f} s: {threads} threads, {fds} fds")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=200_000)
     parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=75.0,
+        help="seconds to wait after the run for threads and fds to return to baseline",
+    )
     parser.add_argument(
         "--only", help="comma-separated kinds to send instead of the full mix (to find a leak)"
     )
@@ -198,7 +221,7 @@ def main() -> None:
                 except OSError:
                     time.sleep(0.1)
             mix = args.only.split(",") if args.only else MIX
-            asyncio.run(drive(port, server.pid, args.requests, args.concurrency, mix))
+            asyncio.run(drive(port, server.pid, args.requests, args.concurrency, mix, args.settle))
         finally:
             server.terminate()
             server.wait(30)

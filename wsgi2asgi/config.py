@@ -58,6 +58,7 @@ class Config:
     ws_max_size: int = 16 * 1024 * 1024
     ws_ping_interval: float | None = None
     max_threads: int = 32
+    malloc_arena_max: int | None = None  #: cap glibc malloc arenas (see server/allocator.py)
     multiprocess: bool = False  #: ``wsgi.multiprocess``: true for workers under ``--workers``
     access_log: bool = True
     log_level: str = "info"
@@ -93,6 +94,8 @@ class Config:
             raise ConfigError("--limit-concurrency must be at least 1")
         if self.limit_max_requests is not None and self.limit_max_requests < 1:
             raise ConfigError("--limit-max-requests must be at least 1")
+        if self.malloc_arena_max is not None and self.malloc_arena_max < 1:
+            raise ConfigError("--malloc-arena-max must be at least 1")
         if self.limit_max_requests_jitter < 0:
             raise ConfigError("--limit-max-requests-jitter must not be negative")
         if self.max_body is not None and self.max_body < 0:

@@ -64,6 +64,10 @@ class Server:
     async def serve(self, sockets: list[socket.socket] | None = None) -> int:
         """Serve until told to stop; return the process exit status."""
         config = self.config
+        if config.malloc_arena_max is not None:
+            from wsgi2asgi.server.allocator import limit_arenas
+
+            limit_arenas(config.malloc_arena_max)  # before any worker thread allocates
         app, described = load(config)
         detector = None
         if config.debug_blocking is not None:
