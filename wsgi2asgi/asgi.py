@@ -60,6 +60,7 @@ from typing import Any, Literal
 
 from wsgi2asgi.exceptions import ASGIContractError, ClientDisconnected
 from wsgi2asgi.lifespan import LifespanDriver
+from wsgi2asgi.runners import finish_loop
 from wsgi2asgi.scope import build_scope, request_body_length, start_response_args, status_line
 from wsgi2asgi.typing import ASGIApp, Environ, Message, Receive, Scope, Send, StartResponse
 
@@ -347,29 +348,10 @@ class _LoopThread:
             logger.exception("the ASGI event loop stopped on an error")
         finally:
             try:
-                self._cancel_leftovers()
+                finish_loop(self.loop, timeout=self._stop_timeout)
             finally:
                 self.loop.close()
                 self._on_exit()
-
-    def _cancel_leftovers(self) -> None:
-        """What ``asyncio.run`` does at the end, with time limits."""
-        loop, timeout = self.loop, self._stop_timeout
-        tasks = asyncio.all_tasks(loop)
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            done, pending = loop.run_until_complete(asyncio.wait(tasks, timeout=timeout))
-            for task in done:
-                if not task.cancelled():
-                    task.exception()  # retrieved: the request has reported it
-            if pending:
-                logger.warning("%d ASGI task(s) ignored cancellation; left behind", len(pending))
-        loop.run_until_complete(loop.shutdown_asyncgens())
-        try:
-            loop.run_until_complete(asyncio.wait_for(loop.shutdown_default_executor(), timeout))
-        except TimeoutError:
-            logger.warning("the ASGI loop's default executor did not stop within %s s", timeout)
 
     def call_soon(self, callback: Callable[..., object], *args: Any) -> bool:
         """Schedule ``callback(*args)`` on the loop; False if the loop is closed."""

@@ -23,10 +23,13 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import logging
 import threading
 from typing import Any
 
-__all__ = ["Runner", "RunnerPool", "cancel_all", "cancel_leftovers", "runners"]
+__all__ = ["Runner", "RunnerPool", "cancel_leftovers", "finish_loop", "runners"]
+
+logger = logging.getLogger(__name__)
 
 
 class Runner:
@@ -42,9 +45,7 @@ class Runner:
         self.loop.run_forever()
         # Stopped for good (close()): clean up like asyncio.run does.
         try:
-            cancel_all(self.loop, asyncio.all_tasks(self.loop))
-            self.loop.run_until_complete(self.loop.shutdown_asyncgens())
-            self.loop.run_until_complete(self.loop.shutdown_default_executor())
+            finish_loop(self.loop, report="unhandled exception in a task left by async_to_sync")
         finally:
             asyncio.set_event_loop(None)
             self.loop.close()
@@ -94,21 +95,41 @@ runners = RunnerPool()
 atexit.register(runners.close)
 
 
-def cancel_all(loop: asyncio.AbstractEventLoop, tasks: set[asyncio.Task[Any]]) -> None:
-    if not tasks:
-        return
+def finish_loop(
+    loop: asyncio.AbstractEventLoop, *, timeout: float | None = None, report: str | None = None
+) -> None:
+    """What ``asyncio.run`` does once its coroutine is done, for a loop that has stopped.
+
+    Cancel the tasks left and wait for them, close async generators, stop the default
+    executor; each wait at most ``timeout`` seconds (a task that ignores cancellation is left
+    behind, with a warning). Exceptions of the cancelled tasks go to the loop's exception
+    handler with the message ``report``; without one they are only retrieved (their owner has
+    reported them).
+
+    Example::
+
+        loop.run_forever()      # until loop.stop()
+        finish_loop(loop, timeout=5)
+        loop.close()
+    """
+    tasks = asyncio.all_tasks(loop)
     for task in tasks:
         task.cancel()
-    loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
-    for task in tasks:
-        if not task.cancelled() and task.exception() is not None:
+    if tasks:
+        done, pending = loop.run_until_complete(asyncio.wait(tasks, timeout=timeout))
+        for task in done:
+            if task.cancelled() or task.exception() is None or report is None:
+                continue
             loop.call_exception_handler(
-                {
-                    "message": "unhandled exception in a task left by async_to_sync",
-                    "exception": task.exception(),
-                    "task": task,
-                }
+                {"message": report, "exception": task.exception(), "task": task}
             )
+        if pending:
+            logger.warning("%d task(s) ignored cancellation; left behind", len(pending))
+    loop.run_until_complete(loop.shutdown_asyncgens())
+    try:
+        loop.run_until_complete(asyncio.wait_for(loop.shutdown_default_executor(), timeout))
+    except TimeoutError:
+        logger.warning("a loop's default executor did not stop within %s s", timeout)
 
 
 async def cancel_leftovers(before: set[asyncio.Task[Any]]) -> None:
