@@ -233,7 +233,10 @@ async def test_app_returning_without_start_response_is_a_500() -> None:
     [
         [("X-Bad", "a\r\nSet-Cookie: evil=1")],
         [("Bad Name", "v")],
+        [("X-Bell", "evil\x07")],  # PEP 3333: no control characters at all
+        [("X-Del", "evil\x7f")],
     ],
+    ids=["crlf", "name", "control", "del"],
 )
 async def test_header_injection_from_the_app_is_never_sent(headers: list[tuple[str, str]]) -> None:
     def injecting(environ: Environ, start_response: Any) -> list[bytes]:

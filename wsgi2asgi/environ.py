@@ -37,6 +37,7 @@ from typing import IO, Any
 from urllib.parse import unquote, unquote_to_bytes
 
 from wsgi2asgi.exceptions import TooManyHeaders, WSGIContractError
+from wsgi2asgi.headers import HOP_BY_HOP, valid_name, valid_value
 from wsgi2asgi.routing import split_host_port
 from wsgi2asgi.typing import Environ, Scope
 
@@ -57,23 +58,7 @@ SCOPE_KEY = "asgi.scope"
 DUPLICATE_HEADERS = "Too many duplicate headers"
 
 _DEFAULT_PORTS = {"http": "80", "https": "443", "ws": "80", "wss": "443"}
-_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _STATUS = re.compile(r"([1-9][0-9]{2}) ([^\x00-\x08\x0a-\x1f\x7f]*)")
-_FORBIDDEN_IN_VALUE = re.compile(rb"[\x00\r\n]")
-_HOP_BY_HOP = frozenset(
-    {
-        b"connection",
-        b"keep-alive",
-        b"proxy-authenticate",
-        b"proxy-authorization",
-        b"te",
-        b"trailer",
-        b"trailers",
-        b"transfer-encoding",
-        b"upgrade",
-    }
-)
-
 logger = logging.getLogger(__name__)
 
 
@@ -281,12 +266,14 @@ def response_start(status: object, headers: object) -> tuple[int, list[tuple[byt
             raw_name, raw_value = name.encode("latin-1"), value.encode("latin-1")
         except UnicodeEncodeError:
             raise WSGIContractError(f"header not encodable as latin-1: {header!r}") from None
-        if not _TOKEN.fullmatch(raw_name):
+        if not valid_name(raw_name):
             raise WSGIContractError(f"invalid header name {name!r}")
-        if _FORBIDDEN_IN_VALUE.search(raw_value):
-            raise WSGIContractError(f"CR, LF or NUL in the value of header {name!r}")
+        if not valid_value(raw_value):
+            # PEP 3333: "must not include any control characters, including carriage
+            # returns or linefeeds, either embedded or at the end".
+            raise WSGIContractError(f"control character (CR, LF, NUL, ...) in header {name!r}")
         lower = raw_name.lower()
-        if lower in _HOP_BY_HOP:
+        if lower in HOP_BY_HOP:
             logger.warning("dropping hop-by-hop response header %s (PEP 3333)", name)
             continue
         result.append((lower, raw_value.strip(b" \t")))

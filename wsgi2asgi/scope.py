@@ -35,12 +35,11 @@ from __future__ import annotations
 
 import http
 import logging
-import re
 from typing import Any
 from urllib.parse import quote_from_bytes, unquote_to_bytes
 
-from wsgi2asgi.environ import _HOP_BY_HOP, _TOKEN
 from wsgi2asgi.exceptions import ASGIContractError
+from wsgi2asgi.headers import HOP_BY_HOP, valid_name, valid_value
 from wsgi2asgi.typing import Environ, HTTPScope, Message
 
 __all__ = ["build_scope", "request_body_length", "start_response_args", "status_line"]
@@ -59,10 +58,6 @@ _HTTP_VERSIONS = {
     "HTTP/3.0": "3",
 }
 _BODY_HEADERS = ("CONTENT_TYPE", "CONTENT_LENGTH")
-# RFC 9110: a field value is VCHAR, obs-text, SP and HTAB: no other control character.
-_FORBIDDEN_IN_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
-# PEP 3333: applications "must not" use hop-by-hop headers; the WSGI server owns them
-# (_HOP_BY_HOP, shared with environ.py).
 
 
 def build_scope(environ: Environ, *, state: dict[str, Any] | None = None) -> HTTPScope:
@@ -228,11 +223,11 @@ def start_response_args(message: Message) -> tuple[str, list[tuple[str, str]]]:
             raise ASGIContractError(f"a header must be a (name, value) pair: {header!r}") from None
         if not isinstance(name, bytes | bytearray) or not isinstance(value, bytes | bytearray):
             raise ASGIContractError(f"header name and value must be bytes: {header!r}")
-        if not _TOKEN.fullmatch(name):
+        if not valid_name(name):
             raise ASGIContractError(f"invalid response header name {bytes(name)!r}")
-        if _FORBIDDEN_IN_VALUE.search(value):
+        if not valid_value(value):
             raise ASGIContractError(f"control character in response header {bytes(name)!r}")
-        if name.lower() in _HOP_BY_HOP:
+        if name.lower() in HOP_BY_HOP:
             logger.debug("dropping hop-by-hop response header %r (PEP 3333)", bytes(name))
             continue
         headers.append((name.decode("latin-1"), value.decode("latin-1")))
