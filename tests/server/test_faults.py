@@ -34,6 +34,9 @@ class Tracked:
         self.fail_at = fail_at
 
     def __iter__(self) -> Iterator[bytes]:
+        if self.name == "endless":
+            while True:
+                yield b"x" * 65536
         for index in range(3):
             if index == self.fail_at:
                 raise RuntimeError(f"{self.name}: failing at chunk {index}")
@@ -60,11 +63,22 @@ def faulty_wsgi(environ: dict[str, Any], start_response: StartResponse) -> Itera
     return Tracked(point, fail_at)
 
 
+asgi_outcomes: list[str] = []
+
+
 async def faulty_asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
     """Fails before or after ``http.response.start`` as the path says."""
     if scope["type"] != "http":
         return
     point = scope["path"].rsplit("/", 1)[-1]
+    if point == "endless":
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        try:
+            while True:
+                await send({"type": "http.response.body", "body": b"y" * 65536, "more_body": True})
+        except OSError as exc:  # ClientDisconnected, as ASGI 2.4 says
+            asgi_outcomes.append(type(exc).__name__)
+            raise
     if point == "before-start":
         raise RuntimeError("before start")
     await send({"type": "http.response.start", "status": 200, "headers": []})
@@ -77,6 +91,7 @@ async def faulty_asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
 @pytest.fixture
 def stack(serve: Serve) -> Running:
     Tracked.closed.clear()
+    asgi_outcomes.clear()
     hold.clear()
     app = Router(
         [
@@ -133,6 +148,25 @@ def test_asgi_failure_before_start_is_500_after_start_aborts(stack: Running) -> 
     assert httpx.get(stack.url + "/asgi/before-start").status_code == 500
     with pytest.raises(httpx.RemoteProtocolError):
         httpx.get(stack.url + "/asgi/after-start")
+    assert httpx.get(stack.url + "/asgi/fine").text == "ok"
+
+
+@pytest.mark.parametrize("mount", ["wsgi", "asgi"])
+def test_client_vanishing_mid_response_stops_the_app(stack: Running, mount: str) -> None:
+    import socket
+
+    with socket.create_connection(("127.0.0.1", stack.port), timeout=5) as sock:
+        sock.sendall(b"GET /%s/endless HTTP/1.1\r\nHost: a\r\n\r\n" % mount.encode())
+        received = 0
+        while received < 300_000:  # the endless response is flowing
+            received += len(sock.recv(65536))
+    if mount == "wsgi":
+        assert closed_eventually(["endless"])  # iteration stopped, close() ran
+    else:
+        deadline = time.monotonic() + 5
+        while not asgi_outcomes and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert asgi_outcomes == ["ClientDisconnected"]
     assert httpx.get(stack.url + "/asgi/fine").text == "ok"
 
 

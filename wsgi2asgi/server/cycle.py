@@ -66,6 +66,9 @@ class Connection(Protocol):
     def close(self) -> None:
         """Close the connection after the bytes already queued."""
 
+    def gone(self) -> bool:
+        """Whether the transport is closed or closing (from either side)."""
+
 
 class HTTPCycle:
     """The state of one request; the connection feeds it, the app drives it."""
@@ -164,6 +167,13 @@ class HTTPCycle:
                 raise ASGIContractError("http.response.body sent before http.response.start")
             if self.response_complete:
                 return  # ASGI: ignored after the final body
+            if self.connection.gone():
+                # The transport failed or closed, but connection_lost() has not run yet: it
+                # only runs when the loop gets a turn, and an app sending in a loop on a
+                # writable transport never gives it one. Without this check that app spins
+                # forever on a dead connection, and starves every other connection with it.
+                self.lost()
+                raise ClientDisconnected("the client disconnected")
             if not self.connection.writable.is_set():
                 await self.connection.writable.wait()
                 if self.disconnected:

@@ -170,6 +170,9 @@ class HTTPProtocol(asyncio.Protocol):
             self.transport.resume_reading()
         self._body_clock()  # the app wants the body: the client's clock runs from now
 
+    def gone(self) -> bool:
+        return self.transport is None or self.transport.is_closing()
+
     def close(self) -> None:
         self.closing = True
         if self.transport is not None and not self.transport.is_closing():
@@ -298,7 +301,7 @@ class HTTPProtocol(asyncio.Protocol):
         last read when it fires and sleeps again for what is left.
         """
         parsing = self.parsing
-        if parsing is None or not parsing.sent_continue or self._reading_paused or self._gone():
+        if parsing is None or not parsing.sent_continue or self._reading_paused or self.gone():
             # No body due; or the client waits for our "100 Continue" (the app has not asked
             # for the body yet); or the server paused reading: the client is not late.
             self._stop_body_clock()
@@ -309,9 +312,6 @@ class HTTPProtocol(asyncio.Protocol):
                 self._body_seen + self.config.timeout_request_body, self._body_timeout
             )
 
-    def _gone(self) -> bool:
-        return self.transport is None or self.transport.is_closing()
-
     def _stop_body_clock(self) -> None:
         if self._body_timer is not None:
             self._body_timer.cancel()
@@ -319,7 +319,7 @@ class HTTPProtocol(asyncio.Protocol):
 
     def _body_timeout(self) -> None:
         self._body_timer = None
-        if self.parsing is None or self._reading_paused or self._gone():
+        if self.parsing is None or self._reading_paused or self.gone():
             return
         deadline = self._body_seen + self.config.timeout_request_body
         if self.loop.time() < deadline:
