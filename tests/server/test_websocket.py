@@ -18,6 +18,9 @@ from tests.server.conftest import Running, raw
 Serve = Callable[..., Running]
 
 
+firehose_outcomes: list[str] = []
+
+
 async def ws_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] != "websocket":
         return
@@ -42,6 +45,13 @@ async def ws_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if path == "/close-4000":
         await send({"type": "websocket.close", "code": 4000, "reason": "bye"})
         return
+    if path == "/firehose":  # sends as fast as it can, never waiting for the client
+        try:
+            while True:
+                await send({"type": "websocket.send", "bytes": b"z" * 65536})
+        except OSError as exc:  # ClientDisconnected, as ASGI 2.4 says
+            firehose_outcomes.append(type(exc).__name__)
+            raise
     while True:
         message = await receive()
         if message["type"] == "websocket.disconnect":
@@ -154,6 +164,23 @@ def test_reserved_opcode_closes_with_1002(server: Running) -> None:
     with handshake(server.port) as sock:
         sock.sendall(b"\x83\x80\x00\x00\x00\x00")  # FIN + reserved opcode 0x3, masked, empty
         assert close_code(sock) == 1002
+
+
+def test_client_vanishing_while_the_app_sends_stops_the_app(server: Running) -> None:
+    import time
+
+    firehose_outcomes.clear()
+    with connect(ws_url(server, "/firehose"), max_size=None) as ws:
+        for _ in range(5):
+            ws.recv(timeout=5)
+        ws.socket.close()  # gone without a closing handshake
+    deadline = time.monotonic() + 5
+    while not firehose_outcomes and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert firehose_outcomes == ["ClientDisconnected"]
+    with connect(ws_url(server, "/echo")) as ws:
+        ws.send("alive")
+        assert ws.recv(timeout=5) == "ALIVE"
 
 
 def test_client_vanishing_mid_frame_leaves_the_server_healthy(server: Running) -> None:

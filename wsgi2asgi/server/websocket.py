@@ -163,6 +163,11 @@ class WebSocketSession:
             return
         assert self.protocol is not None
         if kind == "websocket.send":
+            if self.connection.gone():
+                # As in cycle.py: the transport died, connection_lost() has not run yet, and
+                # an app sending in a loop would never give it the loop turn it needs.
+                self.lost()
+                raise ClientDisconnected("the WebSocket connection is gone")
             if not self.connection.writable.is_set():
                 await self.connection.writable.wait()
             if message.get("bytes") is not None:
