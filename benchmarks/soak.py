@@ -13,6 +13,7 @@ end and prints them with the error counts. Goal: zero errors, RSS growth under 5
 threads and fds back to baseline. Run by hand (not in CI)::
 
     python benchmarks/soak.py --requests 200000 --concurrency 64
+    python benchmarks/soak.py --requests 200000 --server-args '--malloc-arena-max 2'
 """
 
 from __future__ import annotations
@@ -188,6 +189,11 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200_000)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument(
+        "--server-args",
+        default="",
+        help="extra arguments for the server, e.g. '--malloc-arena-max 2'",
+    )
+    parser.add_argument(
         "--settle",
         type=float,
         default=75.0,
@@ -211,6 +217,7 @@ def main() -> None:
             "--no-access-log",
             "--log-level",
             "warning",
+            *args.server_args.split(),
         ]
         server = subprocess.Popen(command, cwd=ROOT, env=env)
         try:
