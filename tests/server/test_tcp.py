@@ -49,6 +49,13 @@ async def echo_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             {"type": "http.response.start", "status": 200, "headers": [(b"x", b"a\r\nevil: 1")]}
         )
         return
+    if path == "/bad-name":
+        headers = [(b"x\r\nevil", b"1")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        return
+    if path == "/bad-status":
+        await send({"type": "http.response.start", "status": 2000, "headers": []})
+        return
     if path == "/slow":
         await asyncio.sleep(0.5)
     body = b""
@@ -161,8 +168,10 @@ def test_app_errors_give_500_or_a_closed_connection(server: Running) -> None:
     after = raw(server.port, b"GET /fail-after HTTP/1.1\r\nHost: a\r\n\r\n")
     assert status_of(after) == 200
     assert b"partial" in after and not after.endswith(b"0\r\n\r\n")  # no terminating chunk
-    injected = raw(server.port, b"GET /bad-header HTTP/1.1\r\nHost: a\r\n\r\n")
-    assert status_of(injected) == 500 and b"evil" not in injected
+    for path in (b"/bad-header", b"/bad-name", b"/bad-status"):
+        injected = raw(server.port, b"GET %s HTTP/1.1\r\nHost: a\r\n\r\n" % path)
+        assert status_of(injected) == 500 and b"evil" not in injected
+        assert injected.count(b"HTTP/1.1 ") == 1
 
 
 @pytest.mark.parametrize(
