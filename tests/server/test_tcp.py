@@ -212,6 +212,37 @@ def test_app_errors_give_500_or_a_closed_connection(server: Running) -> None:
         (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: a\r\n\r\n", 414),
         (b"GET / HTTP/1.1\r\nHost: a\r\nX-Big: " + b"b" * 70000 + b"\r\n\r\n", 431),
         (b"GET / HTTP/1.1\r\n" + b"".join(b"X-%d: v\r\n" % i for i in range(120)) + b"\r\n", 431),
+        # Advisories of peer servers and parsers, each class here (docs/security.md):
+        (
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            400,
+        ),
+        (
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+            400,
+        ),
+        (
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n"
+            b"Content-Length: 5\r\n\r\n0\r\n\r\n",
+            400,
+        ),
+        (
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcXX0\r\n\r\n",
+            400,
+        ),
+        (
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\nabc\r\n0\r\n\r\n",
+            400,
+        ),
+        (
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"3;x\nabc\r\n0\r\n\r\n",
+            400,
+        ),
+        (b"GET /\x1b[31mred HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
     ],
     ids=[
         "cl-then-te",
@@ -234,6 +265,15 @@ def test_app_errors_give_500_or_a_closed_connection(server: Running) -> None:
         "long-target",
         "big-header",
         "many-headers",
+        "te-split-over-lines-gunicorn-cve-2024-1135",
+        "te-coding-list",
+        "te-invalid-with-cl-gunicorn-cve-2024-6827",
+        "chunk-data-without-crlf-h11-cve-2025-43859",
+        "bare-lf-after-chunk-size-go-cve-2025-22871",
+        "lf-in-chunk-extension-kestrel-cve-2025-55315",
+        "escape-in-target-uvicorn-cve-2020-7694",
+        "no-host",
+        "two-hosts",
     ],
 )
 def test_malformed_requests_get_4xx_close_and_never_reach_the_app(

@@ -4,8 +4,9 @@ The parser is llhttp (through ``httptools``) in its strict mode, plus the checks
 us. Rules this module keeps (RFC 9112 unless noted):
 
 * A request with both ``Content-Length`` and ``Transfer-Encoding``, a duplicate or invalid
-  ``Content-Length``, a ``Transfer-Encoding`` other than exactly ``chunked``, obs-fold, a bare
-  CR, a NUL, an invalid header name, an invalid chunk size, an invalid method or version → 400.
+  ``Content-Length``, a ``Transfer-Encoding`` other than one line of exactly ``chunked``,
+  obs-fold, a bare CR, a NUL, an invalid header name, an invalid chunk size, an invalid method
+  or version, an HTTP/1.1 request without ``Host`` or any with two → 400.
   These are the request smuggling classes (§6.3, §11.2). The connection is then closed.
 * Limits: a request target longer than ``max_target`` → 414; a header section larger than
   ``max_header_bytes`` or with more than ``max_headers`` lines → 431; a body larger than
@@ -114,6 +115,7 @@ class RequestParser:
         self._content_length: int | None = None
         self._chunked = False
         self._expect_continue = False
+        self._hosts = 0
 
     def feed(self, data: bytes) -> list[Event]:
         """Parse ``data``; return the events it completes.
@@ -165,7 +167,15 @@ class RequestParser:
             if self.limits.max_body is not None and self._content_length > self.limits.max_body:
                 raise ProtocolError(413, "request body too large")
         elif lower == b"transfer-encoding":
-            self._chunked = True  # llhttp accepts only a final "chunked"
+            # llhttp accepts any list ending in "chunked", spread over several lines too
+            # ("gzip, chunked"; "identity" then "chunked"). We decode no other coding, and
+            # front ends disagree on such lists (gunicorn's CVE-2024-1135): one line, exactly
+            # "chunked", or 400.
+            if self._chunked or value.lower() != b"chunked":
+                raise ProtocolError(400, "Transfer-Encoding other than a single 'chunked'")
+            self._chunked = True
+        elif lower == b"host":
+            self._hosts += 1
         elif lower == b"expect" and value.lower() == b"100-continue":
             self._expect_continue = True
         self._headers.append((lower, value))
@@ -175,6 +185,12 @@ class RequestParser:
         parser = self._parser
         target = bytes(self._target)
         method = parser.get_method().decode("ascii")
+        http_version = parser.get_http_version()
+        # RFC 9112 §3.2: "A server MUST respond with a 400 (Bad Request) status code to any
+        # HTTP/1.1 request message that lacks a Host header field and to any request message
+        # that contains more than one Host header field line".
+        if self._hosts > 1 or (self._hosts == 0 and http_version == "1.1"):
+            raise ProtocolError(400, "a request needs exactly one Host header")
         if target == b"*":
             if method != "OPTIONS":
                 raise ProtocolError(400, "asterisk-form target is only for OPTIONS")
@@ -197,7 +213,7 @@ class RequestParser:
                 target=target,
                 path=path,
                 query=query,
-                http_version=parser.get_http_version(),
+                http_version=http_version,
                 headers=self._headers,
                 keep_alive=parser.should_keep_alive(),
                 upgrade=parser.should_upgrade(),
