@@ -13,8 +13,9 @@ blocks. Rules this module keeps:
   what is left and joins the thread. After ``fork()`` a child starts its own loop thread.
 * The WSGI thread blocks in ``__call__`` until ``http.response.start`` (serving the app's
   ``receive()`` calls meanwhile), calls ``start_response``, and returns an iterable that yields
-  the body as the app sends it. At most ``_WINDOW`` chunks wait for the server: then ``send``
-  waits (backpressure). The server's ``close()`` on the iterable always ends the request.
+  the body as the app sends it. At most ``WINDOW`` chunks (8) wait for the server: then
+  ``send`` waits (backpressure); :mod:`wsgi2asgi.exchange` runs each request. The server's
+  ``close()`` on the iterable always ends the request.
 * ``receive()`` reads at most 64 KiB of ``wsgi.input`` per call, never more than
   ``CONTENT_LENGTH``, or up to EOF when ``wsgi.input_terminated`` is set (PEP 3333). A body that
   ends short, or a read that fails, is a disconnect, never a complete body.
@@ -48,28 +49,23 @@ from __future__ import annotations
 import asyncio
 import atexit
 import enum
-import http
 import inspect
 import logging
 import os
-import queue
 import threading
 import weakref
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
-from wsgi2asgi.exceptions import ASGIContractError, ClientDisconnected
+from wsgi2asgi.exchange import Exchange, error_response
 from wsgi2asgi.lifespan import LifespanDriver
 from wsgi2asgi.runners import finish_loop
-from wsgi2asgi.scope import build_scope, request_body_length, start_response_args, status_line
-from wsgi2asgi.typing import ASGIApp, Environ, Message, Receive, Scope, Send, StartResponse
+from wsgi2asgi.scope import build_scope, request_body_length
+from wsgi2asgi.typing import ASGIApp, Environ, Receive, Scope, Send, StartResponse
 
 __all__ = ["ASGIAdapter", "asgi_to_wsgi"]
 
 logger = logging.getLogger(__name__)
-
-_CHUNK = 64 * 1024  # bytes of wsgi.input per receive()
-_WINDOW = 8  # body chunks the app may send ahead of the WSGI server
 
 
 class _Phase(enum.Enum):
@@ -131,10 +127,10 @@ class ASGIAdapter:
         self._app = _single_callable(app)
         self._phase = _Phase.IDLE
         self._lock = threading.Lock()
-        self._loop_thread: _LoopThread | None = None
+        self._loop_thread: LoopThread | None = None
         self._driver: LifespanDriver | None = None
         self._startup_error: str | None = None
-        self._requests: set[_Exchange] = set()
+        self._requests: set[Exchange] = set()
         self._idle = threading.Condition()
 
     # -- life cycle -------------------------------------------------------------------------
@@ -196,7 +192,7 @@ class ASGIAdapter:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _running_loop(self) -> _LoopThread | None:
+    def _running_loop(self) -> LoopThread | None:
         loop_thread = self._loop_thread
         if self._phase is _Phase.RUNNING and loop_thread is not None:
             return loop_thread
@@ -208,7 +204,7 @@ class ASGIAdapter:
     def _begin(self) -> None:
         """Under the lock: start the loop thread and run lifespan startup."""
         _ADAPTERS.add(self)
-        loop_thread = _LoopThread(self.close_timeout, on_exit=self._on_loop_exit)
+        loop_thread = LoopThread(self.close_timeout, on_exit=self._on_loop_exit)
         self._loop_thread = loop_thread
         atexit.unregister(self.close)
         atexit.register(self.close)
@@ -216,7 +212,7 @@ class ASGIAdapter:
             self._startup(loop_thread)
         self._phase = _Phase.RUNNING
 
-    def _startup(self, loop_thread: _LoopThread) -> None:
+    def _startup(self, loop_thread: LoopThread) -> None:
         driver = LifespanDriver(
             self._app, state=self.state, name=_name(self.app), required=self.lifespan == "on"
         )
@@ -244,11 +240,11 @@ class ASGIAdapter:
             if not self._idle.wait_for(lambda: not self._requests, self.close_timeout):
                 logger.warning("closing with %d request(s) in progress", len(self._requests))
 
-    def _track(self, exchange: _Exchange) -> None:
+    def _track(self, exchange: Exchange) -> None:
         with self._idle:
             self._requests.add(exchange)
 
-    def _untrack(self, exchange: _Exchange) -> None:
+    def _untrack(self, exchange: Exchange) -> None:
         with self._idle:
             self._requests.discard(exchange)
             if not self._requests:
@@ -282,16 +278,16 @@ class ASGIAdapter:
         """Serve one WSGI request with the ASGI app (PEP 3333 application callable)."""
         loop_thread = self._running_loop()
         if loop_thread is None:
-            return _error_response(start_response, 503)
+            return error_response(start_response, 503)
         if self._startup_error is not None:
-            return _error_response(start_response, 500)
+            return error_response(start_response, 500)
         try:
             length = request_body_length(environ)
             scope = build_scope(environ, state=self.state)
         except ValueError as exc:
             logger.warning("bad request from the WSGI server: %s", exc)
-            return _error_response(start_response, 400)
-        return _Exchange(self, loop_thread, dict(scope), environ, length).respond(start_response)
+            return error_response(start_response, 400)
+        return Exchange(self, loop_thread, dict(scope), environ, length).respond(start_response)
 
 
 def asgi_to_wsgi(
@@ -327,7 +323,7 @@ def asgi_to_wsgi(
     )
 
 
-class _LoopThread:
+class LoopThread:
     """One event loop running forever on one daemon thread."""
 
     def __init__(self, stop_timeout: float, *, on_exit: Callable[[], None]) -> None:
@@ -384,249 +380,6 @@ class _LoopThread:
         return threading.current_thread() is self.thread
 
 
-class _Exchange:
-    """One request: a task on the loop and a WSGI thread, talking through ``commands``.
-
-    The task puts commands on a thread-safe queue: ``("read", future)``, ``("start", status,
-    headers)``, ``("body", data, more)``, ``("done",)``, ``("error", exc)``, ``("closed",)``.
-    The WSGI thread takes them in order and answers on the loop with ``call_soon``. Attributes
-    marked "loop" are only touched on the loop thread.
-    """
-
-    def __init__(
-        self,
-        adapter: ASGIAdapter,
-        loop_thread: _LoopThread,
-        scope: Scope,
-        environ: Environ,
-        length: int | None,
-    ) -> None:
-        self.adapter = adapter
-        self.loop_thread = loop_thread
-        self.scope = scope
-        self.environ = environ
-        self.commands: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
-        self.remaining = length  # WSGI: body bytes still to read, None = up to EOF
-        self.released = False  # WSGI: done with this request
-        self.task: asyncio.Task[None] | None = None  # loop
-        self.gone = asyncio.Event()  # loop: the WSGI side is done; no more I/O
-        self.wakeup = asyncio.Event()  # loop: a body chunk was consumed, or gone
-        self.unconsumed = 0  # loop: body chunks the WSGI thread has not yet taken
-        self.started = False  # loop: http.response.start was sent
-        self.complete = False  # loop: the last body chunk was sent
-        self.no_body = length == 0  # loop: answer receive() without asking the WSGI thread
-        self.request_done = False  # loop: receive() gave more_body=False
-        self.input_broken = False  # loop: the body ended short; receive() says disconnect
-
-    # -- WSGI thread ------------------------------------------------------------------------
-
-    def respond(self, start_response: StartResponse) -> Iterable[bytes]:
-        self.adapter._track(self)
-        if not self.loop_thread.call_soon(self._start_task):
-            self.release(early=False)
-            return _error_response(start_response, 503)
-        try:
-            command = self._next_command()
-            if command[0] == "start":
-                start_response(command[1], command[2])
-                return _Response(self)
-        except BaseException:
-            self.release(early=True)
-            raise
-        self.release(early=False)
-        if command[0] == "error" and isinstance(command[1], Exception):
-            logger.error("Exception in ASGI app (%s)", self._request(), exc_info=command[1])
-            return _error_response(start_response, 500)
-        if command[0] == "done":
-            logger.error("ASGI app returned without a response (%s)", self._request())
-            return _error_response(start_response, 500)
-        return _error_response(start_response, 503)  # cancelled: the adapter is closing
-
-    def body(self) -> Generator[bytes, None, None]:
-        finished = False
-        try:
-            while True:
-                command = self._next_command()
-                if command[0] == "body":
-                    if command[1]:
-                        yield command[1]
-                    self.loop_thread.call_soon(self._consumed)
-                    if not command[2]:
-                        finished = True
-                        return
-                elif command[0] == "done":
-                    raise ASGIContractError("ASGI app returned before the end of the response body")
-                elif command[0] == "error" and isinstance(command[1], Exception):
-                    raise command[1]
-                else:
-                    raise RuntimeError("the ASGI adapter closed during the response")
-        finally:
-            self.release(early=not finished)
-
-    def release(self, *, early: bool) -> None:
-        """The WSGI side is done with the request (``early``: before the response ended)."""
-        if self.released:
-            return
-        self.released = True
-        self.adapter._untrack(self)
-        self.loop_thread.call_soon(self._finish, early)
-
-    def abandon(self) -> None:
-        """Any thread: the loop is gone; wake the WSGI thread if it waits for a command."""
-        self.commands.put(("closed",))
-
-    def _next_command(self) -> tuple[Any, ...]:
-        while True:
-            command = self.commands.get()
-            if command[0] != "read":
-                return command
-            self.loop_thread.call_soon(_resolve, command[1], self._read())
-
-    def _read(self) -> tuple[bytes, bool] | None:
-        """Read the next piece of the body: ``(data, more)``, or None if it ended short."""
-        size = _CHUNK if self.remaining is None else min(_CHUNK, self.remaining)
-        if size == 0:
-            return b"", False
-        try:
-            data = self.environ["wsgi.input"].read(size)
-        except Exception as exc:
-            logger.info("reading the request body failed (%s): %r", self._request(), exc)
-            return None
-        if not isinstance(data, bytes):
-            logger.error("wsgi.input.read() returned %s, not bytes", type(data).__name__)
-            return None
-        if self.remaining is None:
-            return data, bool(data)
-        if not data:
-            logger.info("request body ended %d bytes short (%s)", self.remaining, self._request())
-            return None
-        self.remaining -= len(data)
-        return data, self.remaining > 0
-
-    def _request(self) -> str:
-        return f"{self.scope['method']} {self.scope['path']}"
-
-    # -- event loop -------------------------------------------------------------------------
-
-    def _start_task(self) -> None:
-        if not self.gone.is_set():
-            self.task = self.loop_thread.loop.create_task(self._serve())
-
-    async def _serve(self) -> None:
-        try:
-            await self.adapter._app(self.scope, self.receive, self.send)
-        except BaseException as exc:
-            if self.complete or self.gone.is_set():
-                _report_late_error(exc)  # nobody on the WSGI side will read a command now
-            else:
-                self.commands.put(("error", exc))
-            if not isinstance(exc, Exception):
-                raise
-        else:
-            self.commands.put(("done",))
-
-    async def receive(self) -> Message:
-        if self.input_broken or self.gone.is_set():
-            return {"type": "http.disconnect"}
-        if self.request_done:
-            # ASGI: after the body, receive() waits for the disconnect: the end of the response.
-            await self.gone.wait()
-            return {"type": "http.disconnect"}
-        if self.no_body:
-            self.request_done = True
-            return {"type": "http.request", "body": b"", "more_body": False}
-        future: asyncio.Future[tuple[bytes, bool] | None] = self.loop_thread.loop.create_future()
-        self.commands.put(("read", future))
-        piece = await future
-        if piece is None:
-            self.input_broken = True
-            return {"type": "http.disconnect"}
-        data, more = piece
-        self.request_done = not more
-        return {"type": "http.request", "body": data, "more_body": more}
-
-    async def send(self, message: Message) -> None:
-        kind = message.get("type")
-        if kind == "http.response.start":
-            if self.started:
-                raise ASGIContractError("http.response.start sent twice")
-            status, headers = start_response_args(message)
-            self._check_gone()
-            self.started = True
-            self.commands.put(("start", status, headers))
-        elif kind == "http.response.body":
-            await self._send_body(message)
-        elif kind != "http.response.trailers":  # trailers: not declared, WSGI has none
-            raise ASGIContractError(f"unexpected ASGI message {kind!r} in an http connection")
-
-    async def _send_body(self, message: Message) -> None:
-        if not self.started:
-            raise ASGIContractError("http.response.body sent before http.response.start")
-        if self.complete:
-            raise ASGIContractError("http.response.body sent after the response ended")
-        self._check_gone()
-        body = message.get("body", b"")
-        if not isinstance(body, bytes | bytearray | memoryview):
-            raise ASGIContractError(f"body must be bytes, not {type(body).__name__}")
-        more = bool(message.get("more_body", False))
-        self.complete = not more
-        if self.scope["method"] == "HEAD":
-            body = b""  # HTTP: no body in a response to HEAD; WSGI apps strip it themselves
-        if not body and more:
-            return
-        self.commands.put(("body", bytes(body), more))
-        self.unconsumed += 1
-        while self.unconsumed >= _WINDOW:
-            self._check_gone()
-            self.wakeup.clear()
-            await self.wakeup.wait()
-
-    def _check_gone(self) -> None:
-        if self.gone.is_set():
-            raise ClientDisconnected("the WSGI server closed the response")
-
-    def _consumed(self) -> None:
-        self.unconsumed -= 1
-        self.wakeup.set()
-
-    def _finish(self, early: bool) -> None:
-        """The WSGI side is done: answer what it will never read, stop a task left alone."""
-        self.gone.set()
-        self.wakeup.set()
-        while True:
-            try:
-                command = self.commands.get_nowait()
-            except queue.Empty:
-                break
-            if command[0] == "read":
-                _resolve(command[1], None)
-            elif command[0] == "error":
-                _report_late_error(command[1])
-        task = self.task
-        if early and task is not None and not task.done():
-            timer = self.loop_thread.loop.call_later(self.adapter.disconnect_grace, task.cancel)
-            task.add_done_callback(lambda _: timer.cancel())
-
-
-class _Response:
-    """The WSGI response iterable; ``close()`` always ends the request (PEP 3333)."""
-
-    def __init__(self, exchange: _Exchange) -> None:
-        self._exchange = exchange
-        self._body: Generator[bytes, None, None] | None = None
-
-    def __iter__(self) -> Generator[bytes, None, None]:
-        if self._body is None:
-            self._body = self._exchange.body()
-        return self._body
-
-    def close(self) -> None:
-        """End the request, whether or not the body was read to the end."""
-        if self._body is not None:
-            self._body.close()  # runs its ``finally`` if it ever started
-        self._exchange.release(early=True)  # a no-op if the body already released it
-
-
 class _ASGI2App:
     """An ASGI 2 (double callable) app as an ASGI 3 one."""
 
@@ -657,27 +410,6 @@ def _single_callable(app: Any) -> ASGIApp:
     return app  # type: ignore[no-any-return]
 
 
-def _error_response(start_response: StartResponse, status: int) -> list[bytes]:
-    body = http.HTTPStatus(status).phrase.encode("ascii")
-    start_response(
-        status_line(status),
-        [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))],
-    )
-    return [body]
-
-
-def _resolve(future: asyncio.Future[Any], value: object) -> None:
-    if not future.done():
-        future.set_result(value)
-
-
-def _report_late_error(exc: BaseException) -> None:
-    if isinstance(exc, ClientDisconnected | asyncio.CancelledError):
-        logger.debug("ASGI app stopped after the client went away: %r", exc)
-    else:
-        logger.error("Exception in ASGI app after the response ended", exc_info=exc)
-
-
 def _name(app: object) -> str:
     return getattr(app, "__qualname__", None) or type(app).__qualname__
 
@@ -685,7 +417,7 @@ def _name(app: object) -> str:
 # A loop thread does not survive fork(): children of a process that started an adapter (e.g.
 # gunicorn --preload with start() at import) forget it and start their own on first use.
 _ADAPTERS: weakref.WeakSet[ASGIAdapter] = weakref.WeakSet()
-_ORPHANED: list[_LoopThread] = []
+_ORPHANED: list[LoopThread] = []
 
 
 def _forget_loops_after_fork() -> None:
