@@ -189,3 +189,37 @@ def test_client_vanishing_mid_frame_leaves_the_server_healthy(server: Running) -
     with connect(ws_url(server, "/echo")) as ws:
         ws.send("still")
         assert ws.recv(timeout=5) == "STILL"
+
+
+def test_client_vanishing_before_the_app_accepts_gives_the_app_a_disconnect(
+    serve: Serve,
+) -> None:
+    import asyncio
+    import time
+
+    seen: list[str] = []
+
+    async def slow_to_accept(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "websocket":
+            return
+        seen.append((await receive())["type"])
+        await asyncio.sleep(0.3)  # the client leaves meanwhile
+        try:
+            await send({"type": "websocket.accept"})
+        except OSError as exc:
+            seen.append(type(exc).__name__)
+            return
+        seen.append((await receive())["type"])
+
+    running = serve(slow_to_accept, lifespan="off")
+    key = base64.b64encode(os.urandom(16))
+    with socket.create_connection(("127.0.0.1", running.port), timeout=5) as sock:
+        sock.sendall(
+            b"GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: " + key + b"\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+    deadline = time.monotonic() + 5
+    while len(seen) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    # The connection is gone: accepting it raises (ASGI 2.4: an OSError), nothing hangs.
+    assert seen == ["websocket.connect", "ClientDisconnected"]
