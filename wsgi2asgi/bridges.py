@@ -52,6 +52,7 @@ import threading
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
+from wsgi2asgi.futures import resolve
 from wsgi2asgi.runners import cancel_leftovers, runners
 from wsgi2asgi.threads import CallerQueue, Executor, Pool, SerialWorker
 
@@ -199,7 +200,7 @@ class _Call(Origin, Generic[R]):
         except BaseException as exc:
             self._report(_fail, exc)
         else:
-            self._report(_succeed, result)
+            self._report(resolve, result)
         finally:
             _state.call = outer
 
@@ -208,11 +209,6 @@ class _Call(Origin, Generic[R]):
             self.loop.call_soon_threadsafe(how, self.future, value)
         except RuntimeError:  # the loop was closed under us: nobody is waiting any more
             pass
-
-
-def _succeed(future: asyncio.Future[Any], result: Any) -> None:
-    if not future.done():
-        future.set_result(result)
 
 
 def _fail(future: asyncio.Future[Any], exc: BaseException) -> None:

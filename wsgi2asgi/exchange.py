@@ -22,6 +22,7 @@ from collections.abc import Generator, Iterable
 from typing import TYPE_CHECKING, Any
 
 from wsgi2asgi.exceptions import ASGIContractError, ClientDisconnected
+from wsgi2asgi.futures import resolve
 from wsgi2asgi.scope import start_response_args, status_line
 from wsgi2asgi.typing import Environ, Message, Scope, StartResponse
 
@@ -132,7 +133,7 @@ class Exchange:
             command = self.commands.get()
             if command[0] != "read":
                 return command
-            self.loop_thread.call_soon(_resolve, command[1], self._read())
+            self.loop_thread.call_soon(resolve, command[1], self._read())
 
     def _read(self) -> tuple[bytes, bool] | None:
         """Read the next piece of the body: ``(data, more)``, or None if it ended short."""
@@ -251,7 +252,7 @@ class Exchange:
             except queue.Empty:
                 break
             if command[0] == "read":
-                _resolve(command[1], None)
+                resolve(command[1], None)
             elif command[0] == "error":
                 _report_late_error(command[1])
         task = self.task
@@ -286,11 +287,6 @@ def error_response(start_response: StartResponse, status: int) -> list[bytes]:
         [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))],
     )
     return [body]
-
-
-def _resolve(future: asyncio.Future[Any], value: object) -> None:
-    if not future.done():
-        future.set_result(value)
 
 
 def _report_late_error(exc: BaseException) -> None:

@@ -40,6 +40,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from wsgi2asgi.exceptions import ClientDisconnected
+from wsgi2asgi.futures import resolve
 from wsgi2asgi.typing import Message, Receive
 
 __all__ = ["READ_AHEAD", "RequestBody", "ResponseChannel"]
@@ -321,7 +322,7 @@ class ResponseChannel:
             if self._queued_bytes > self.high_water:
                 self._writable.clear()
         if waiter is not None:
-            self._loop.call_soon_threadsafe(_wake, waiter)
+            self._loop.call_soon_threadsafe(resolve, waiter, None)
         if not self._writable.is_set():
             self._writable.wait()
             if self.closed:
@@ -360,12 +361,7 @@ class ResponseChannel:
             waiter, self._waiter = self._waiter, None
         self._writable.set()
         if waiter is not None:
-            _wake(waiter)
-
-
-def _wake(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
+            resolve(waiter, None)
 
 
 # Body messages already queued together are sent as one while they stay this small: fewer
