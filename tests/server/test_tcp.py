@@ -633,3 +633,25 @@ def test_a_response_started_during_shutdown_says_connection_close(serve: Serve) 
     client.join(10)
     assert result["r"].text == "done"
     assert result["r"].headers["connection"] == "close"
+
+
+def test_stalled_body_frees_the_wsgi_thread_reading_it(serve: Serve) -> None:
+    outcome: list[str] = []
+
+    def reads_body(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        try:
+            environ["wsgi.input"].read()
+        except OSError as exc:  # ClientDisconnected
+            outcome.append(type(exc).__name__)
+            raise
+        start_response("200 OK", [])
+        return [b"never"]
+
+    running = serve(reads_body, timeout_request_body=0.5)
+    data = raw(running.port, b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\nabc")
+    assert status_of(data) == 408
+    for _ in range(250):
+        if outcome:
+            break
+        time.sleep(0.02)
+    assert outcome == ["ClientDisconnected"]
