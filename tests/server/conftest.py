@@ -36,7 +36,8 @@ class Running:
         return self.status[0] if self.status else -1
 
 
-def start_server(app: Any, **options: Any) -> Running:
+def start_server(app: Any, *, loop: str = "asyncio", **options: Any) -> Running:
+    """Serve ``app`` on a thread, on an ``asyncio`` or a ``uvloop`` event loop."""
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
@@ -52,7 +53,13 @@ def start_server(app: Any, **options: Any) -> Running:
         ready.set()
         status.append(await server.serve(sockets=[sock]))
 
-    thread = threading.Thread(target=lambda: asyncio.run(main()), daemon=True)
+    if loop == "uvloop":
+        import uvloop
+
+        target = lambda: uvloop.run(main())  # noqa: E731
+    else:
+        target = lambda: asyncio.run(main())  # noqa: E731
+    thread = threading.Thread(target=target, daemon=True)
     thread.start()
     ready.wait(10)
     running = Running(server, holder["loop"], port, thread, status)
@@ -63,12 +70,14 @@ def start_server(app: Any, **options: Any) -> Running:
     return running  # the server owns the listening socket and closes it when it stops
 
 
-@pytest.fixture
-def serve() -> Iterator[Callable[..., Running]]:
+@pytest.fixture(params=["asyncio", "uvloop"])
+def serve(request: pytest.FixtureRequest) -> Iterator[Callable[..., Running]]:
+    """Start servers for a test; every such test runs on both event loops the server uses
+    (uvloop in production when installed, asyncio otherwise)."""
     started: list[Running] = []
 
     def run(app: Any, **options: Any) -> Running:
-        running = start_server(app, **options)
+        running = start_server(app, loop=request.param, **options)
         started.append(running)
         return running
 
