@@ -6,7 +6,9 @@ it from this process with a mix of requests at high concurrency on loopback:
 * Django pages (ASGI handler), Flask pages and form posts (WSGI, through ``Fallback``), Starlette
   JSON (ASGI), a streamed response, 64 KiB uploads to Flask;
 * WebSocket sessions (connect, 3 messages, close);
-* clients that disconnect early (mid-request and mid-response) with raw sockets.
+* clients that disconnect early (mid-request and mid-response) with raw sockets;
+* eight pipelined requests in one write, the first of them asking for ``Upgrade: h2c``
+  (ignored: all eight must be answered, in order).
 
 It samples the server's RSS, thread count and open file descriptors (``/proc``) from start to
 end and prints them with the error counts. Goal: zero errors, RSS growth under 5% after warm-up,
@@ -23,6 +25,7 @@ import asyncio
 import collections
 import os
 import random
+import re
 import socket
 import subprocess
 import sys
@@ -69,6 +72,27 @@ async def early_disconnect(port: int, mid_response: bool) -> None:
     await writer.wait_closed()
 
 
+async def pipelined(port: int, upgrade_first: bool) -> None:
+    """Eight requests in one write (the first asking for h2c when ``upgrade_first``): all
+    eight answered, in order, with 200."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    one = b"GET /api/health HTTP/1.1\r\nHost: soak\r\n\r\n"
+    first = one
+    if upgrade_first:
+        first = (
+            b"GET /api/health HTTP/1.1\r\nHost: soak\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+            b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n"
+        )
+    last = b"GET /api/health HTTP/1.1\r\nHost: soak\r\nConnection: close\r\n\r\n"
+    writer.write(first + one * 6 + last)
+    data = await reader.read()  # until the server closes after the last
+    writer.close()
+    await writer.wait_closed()
+    statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", data)  # no body here contains it
+    if statuses != [b"200"] * 8:
+        raise RuntimeError(f"pipeline: got {statuses}")
+
+
 async def websocket_session(port: int) -> None:
     async with connect(f"ws://127.0.0.1:{port}/api/ws") as ws:
         for text in ("a", "b", "c"):
@@ -92,6 +116,9 @@ async def one(client: httpx.AsyncClient, port: int, kind: str, upload: bytes) ->
     elif kind == "websocket":
         await websocket_session(port)
         return
+    elif kind in ("pipeline", "h2c"):
+        await pipelined(port, upgrade_first=kind == "h2c")
+        return
     else:
         await early_disconnect(port, mid_response=kind == "drop-response")
         return
@@ -109,6 +136,8 @@ MIX = (
     + ["websocket"] * 3
     + ["drop-request"] * 2
     + ["drop-response"] * 2
+    + ["pipeline"] * 2
+    + ["h2c"] * 1
 )
 
 

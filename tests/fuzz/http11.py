@@ -1,9 +1,11 @@
 """Fuzz target: the sans-I/O HTTP/1.1 core fed arbitrary bytes, split arbitrarily.
 
-Invariants: only :class:`ProtocolError` (a 4xx) escapes the parser; a parsed request has a
+Invariants: only :class:`ProtocolError` (a 4xx, or 505 for an HTTP version other than 1.x)
+escapes the parser; a parsed request has a
 token method, an origin-form path (or ``*`` for OPTIONS), and header names and values without
 CR, LF or NUL; body bytes never exceed a declared Content-Length; the same bytes fed in one
-piece or in several give the same events. Response framing either refuses a head
+piece or in several, with or without a ``max_requests`` budget (held bytes fed on), give the
+same events. Response framing either refuses a head
 (``ValueError``) or writes one whose every line is free of bare CR and LF.
 """
 
@@ -25,14 +27,16 @@ from wsgi2asgi.server.http11 import (
 LIMITS = Limits(max_target=512, max_header_bytes=2048, max_headers=20, max_body=4096)
 
 
-def parse(pieces: list[bytes]) -> tuple[list[object], int | None]:
+def parse(pieces: list[bytes], budget: int | None = None) -> tuple[list[object], int | None]:
     parser = RequestParser(LIMITS)
     events: list[object] = []
     try:
         for piece in pieces:
-            events.extend(parser.feed(piece))
+            events.extend(parser.feed(piece, budget))
+        while parser.held:
+            events.extend(parser.feed(b"", budget))
     except ProtocolError as error:
-        assert 400 <= error.status < 500, error.status
+        assert 400 <= error.status < 500 or error.status == 505, error.status
         return events, error.status
     return events, None
 
@@ -61,11 +65,12 @@ def check_request(events: list[object]) -> None:
 def one_input(data: bytes) -> None:
     provider = atheris.FuzzedDataProvider(data)
     cuts = sorted(provider.ConsumeIntListInRange(3, 0, 1 << 16))
+    budget = provider.ConsumeIntInRange(1, 4)
     payload = provider.ConsumeBytes(provider.remaining_bytes())
     bounds = [0, *(cut % (len(payload) + 1) for cut in cuts), len(payload)]
     pieces = [payload[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
     whole, whole_error = parse([payload])
-    split, split_error = parse(pieces)
+    split, split_error = parse(pieces, budget)
     check_request(whole)
     check_request(split)
     if whole_error is None and split_error is None:

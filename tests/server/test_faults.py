@@ -63,6 +63,22 @@ def faulty_wsgi(environ: dict[str, Any], start_response: StartResponse) -> Itera
     return Tracked(point, fail_at)
 
 
+lifecycle: list[str] = []
+
+
+def reading_wsgi(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    """Reads the whole body, then answers slowly: a client can vanish at every stage."""
+    lifecycle.append("called")
+    try:
+        body = environ["wsgi.input"].read()
+    except OSError as exc:  # ClientDisconnected
+        lifecycle.append(f"read: {type(exc).__name__}")
+        raise
+    time.sleep(0.2)  # the client may leave meanwhile
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return Tracked("read", None) if body else Tracked("read-empty", None)
+
+
 asgi_outcomes: list[str] = []
 
 
@@ -92,10 +108,12 @@ async def faulty_asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
 def stack(serve: Serve) -> Running:
     Tracked.closed.clear()
     asgi_outcomes.clear()
+    lifecycle.clear()
     hold.clear()
     app = Router(
         [
             Mount("/wsgi", wsgi_to_asgi(faulty_wsgi, max_threads=2)),
+            Mount("/read", wsgi_to_asgi(reading_wsgi, max_threads=2)),
             Mount("/asgi", faulty_asgi),
         ]
     )
@@ -168,6 +186,62 @@ def test_client_vanishing_mid_response_stops_the_app(stack: Running, mount: str)
             time.sleep(0.01)
         assert asgi_outcomes == ["ClientDisconnected"]
     assert httpx.get(stack.url + "/asgi/fine").text == "ok"
+
+
+HEAD_100 = b"POST /read/ HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n"
+
+
+@pytest.mark.parametrize(
+    ("stage", "sent", "expected"),
+    [
+        ("mid-head", HEAD_100[:30], []),
+        ("after-head", HEAD_100 + b"\r\n", ["called", "read: ClientDisconnected"]),
+        ("mid-body", HEAD_100 + b"\r\n" + b"x" * 50, ["called", "read: ClientDisconnected"]),
+        (
+            "awaiting-100-continue",
+            HEAD_100 + b"Expect: 100-continue\r\n\r\n",
+            ["called", "read: ClientDisconnected"],
+        ),
+        ("before-response", HEAD_100 + b"\r\n" + b"x" * 100, ["called", "closed: read"]),
+        # Reading is paused while a pipelined request waits, so the server learns of the
+        # close only when it writes: the queued request may run or not, but ends either way.
+        ("with-a-pipelined-request-queued", (HEAD_100 + b"\r\n" + b"x" * 100) * 2, None),
+    ],
+)
+def test_client_vanishing_at_every_stage_frees_the_worker_and_runs_close(
+    stack: Running, stage: str, sent: bytes, expected: list[str] | None
+) -> None:
+    import socket
+
+    with socket.create_connection(("127.0.0.1", stack.port), timeout=5) as sock:
+        sock.sendall(sent)
+        if stage == "awaiting-100-continue":
+            assert sock.recv(100).startswith(b"HTTP/1.1 100 Continue")
+        time.sleep(0.1)  # the app is called and blocks (reading, or working)
+
+    def ended() -> bool:
+        # Every call of the app ended: its read raised ClientDisconnected or close() ran.
+        calls = lifecycle.count("called")
+        failed = lifecycle.count("read: ClientDisconnected")
+        return calls == failed + len(Tracked.closed)
+
+    def outcome() -> list[str]:
+        return lifecycle + [f"closed: {name}" for name in Tracked.closed]
+
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        done = outcome() == expected if expected is not None else ended() and lifecycle
+        if done and not (stack.server.state and stack.server.state.connections):
+            break
+        time.sleep(0.01)
+    if expected is not None:
+        assert outcome() == expected
+    assert ended() and (expected is not None or lifecycle[0] == "called")
+    assert stack.server.state is not None and not stack.server.state.connections
+    # Every worker thread the vanished client held has returned (ended()), and the route
+    # still answers.
+    with httpx.Client(base_url=stack.url, timeout=5) as client:
+        assert client.post("/read/", content=b"abc").status_code == 200
 
 
 def test_exhausted_wsgi_pool_queues_requests_without_blocking_asgi_routes(

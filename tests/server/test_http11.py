@@ -7,8 +7,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from wsgi2asgi.server.http11 import (
+    SLICE,
     Body,
     EndOfMessage,
+    Event,
     Limits,
     ProtocolError,
     Request,
@@ -70,9 +72,159 @@ def test_random_and_mutated_bytes_never_raise_anything_but_protocol_error(
         try:
             events = parser.feed(data)
         except ProtocolError as error:
-            assert 400 <= error.status < 500
+            assert 400 <= error.status < 500 or error.status == 505
         else:
             assert all(isinstance(e, Request | Body | EndOfMessage) for e in events)
+
+
+def requests_and_bodies(events: list[Event]) -> list[tuple[bytes, bytes]]:
+    """(target, body) per request, from a list of events."""
+    out: list[tuple[bytes, bytes]] = []
+    for event in events:
+        if isinstance(event, Request):
+            out.append((event.target, b""))
+        elif isinstance(event, Body):
+            out[-1] = (out[-1][0], out[-1][1] + event.data)
+    return out
+
+
+H2C = b"Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n"
+IGNORED_UPGRADES = [
+    b"POST /a HTTP/1.1\r\nHost: h\r\n" + H2C + b"Content-Length: 5\r\n\r\nhello",
+    b"POST /a HTTP/1.1\r\nHost: h\r\n" + H2C + b"Transfer-Encoding: chunked\r\n\r\n"
+    b"2\r\nhe\r\n3\r\nllo\r\n0\r\n\r\n",
+    b"GET /a HTTP/1.1\r\nHost: h\r\n" + H2C + b"\r\n",
+]
+
+
+@pytest.mark.parametrize("first", IGNORED_UPGRADES, ids=["length", "chunked", "no-body"])
+@pytest.mark.parametrize("step", [1, 7, 10_000])
+def test_an_upgrade_other_than_websocket_is_ignored_and_read_as_http(
+    first: bytes, step: int
+) -> None:
+    # RFC 9110 §7.8: a server MAY ignore Upgrade. The body and the pipelined request behind
+    # it must not be lost (llhttp alone stops parsing after such a head).
+    data = first + b"GET /b HTTP/1.1\r\nHost: h\r\n\r\n"
+    parser = RequestParser(Limits())
+    events: list[Event] = []
+    for i in range(0, len(data), step):
+        events += parser.feed(data[i : i + step])
+    body = b"" if first.startswith(b"GET") else b"hello"
+    assert requests_and_bodies(events) == [(b"/a", body), (b"/b", b"")]
+    assert [type(e) for e in events].count(EndOfMessage) == 2
+    assert not any(isinstance(e, Request) and e.upgrade for e in events)
+
+
+def test_an_ignored_upgrade_with_connection_close_refuses_data_after_it() -> None:
+    data = (
+        b"POST /a HTTP/1.1\r\nHost: h\r\nConnection: close, upgrade\r\nUpgrade: h2c\r\n"
+        b"Content-Length: 2\r\n\r\nhiGET /b HTTP/1.1\r\nHost: h\r\n\r\n"
+    )
+    with pytest.raises(ProtocolError) as info:
+        RequestParser(Limits()).feed(data)
+    assert info.value.status == 400
+
+
+def test_a_websocket_upgrade_keeps_the_bytes_behind_its_head() -> None:
+    head = (
+        b"GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    parser = RequestParser(Limits())
+    events = parser.feed(head + b"\x81\x80frame", max_requests=16)
+    assert isinstance(events[0], Request) and events[0].upgrade
+    assert parser.upgrade_data == b"\x81\x80frame"
+    assert parser.feed(b"more") == [] and parser.upgrade_data.endswith(b"more")
+
+
+def test_max_requests_holds_back_a_long_pipeline() -> None:
+    one = b"GET /%d HTTP/1.1\r\nHost: h\r\n\r\n"
+    data = b"".join(one % i for i in range(2000))
+    parser = RequestParser(Limits())
+    events = parser.feed(data, max_requests=16)
+    first = requests_and_bodies(events)
+    # At most one slice past the budget: a packet of 2,000 requests is not all parsed.
+    assert 16 <= len(first) <= 16 + SLICE // len(one % 0) + 1
+    assert parser.held and len(parser.held) < len(data)
+    everything = list(first)
+    while parser.held:
+        everything += requests_and_bodies(parser.feed(b"", max_requests=16))
+    assert everything == [(b"/%d" % i, b"") for i in range(2000)]
+
+
+def test_max_requests_never_slices_a_body_of_known_length() -> None:
+    body = b"x" * (5 * SLICE)
+    data = b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    events = RequestParser(Limits()).feed(data, max_requests=16)
+    assert [type(e) for e in events] == [Request, Body, Body, EndOfMessage]  # head slice, rest
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.sampled_from([GOOD, *IGNORED_UPGRADES, b"GET / HTTP/1.1\r\nHost: h\r\n\r\n"])),
+    st.lists(st.integers(min_value=1, max_value=600), min_size=1),
+    st.integers(min_value=1, max_value=4),
+)
+def test_bounded_and_split_feeding_gives_the_same_requests(
+    messages: list[bytes], cuts: list[int], budget: int
+) -> None:
+    data = b"".join(messages)
+    expected = requests_and_bodies(RequestParser(Limits()).feed(data))
+    parser = RequestParser(Limits())
+    got: list[Event] = []
+    position, index = 0, 0
+    while position < len(data) or parser.held:
+        size = cuts[index % len(cuts)]
+        got += parser.feed(data[position : position + size], max_requests=budget)
+        position, index = position + size, index + 1
+    assert requests_and_bodies(got) == expected
+
+
+def test_absolute_form_target_replaces_the_host_header() -> None:
+    # RFC 9112 §3.2.2: the server MUST ignore the received Host and use the target's.
+    data = b"GET http://real.example:8080/p?q HTTP/1.1\r\nHost: other\r\n\r\n"
+    request = RequestParser(Limits()).feed(data)[0]
+    assert isinstance(request, Request)
+    assert request.headers == [(b"host", b"real.example:8080")]
+    assert (request.path, request.query) == (b"/p", b"q")
+
+
+def test_expect_100_continue_is_ignored_for_http10() -> None:
+    # RFC 9110 §10.1.1: "MUST ignore that expectation" in an HTTP/1.0 request.
+    data = b"POST / HTTP/%s\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n"
+    old = RequestParser(Limits()).feed(data % b"1.0")[0]
+    new = RequestParser(Limits()).feed(data % b"1.1")[0]
+    assert isinstance(old, Request) and isinstance(new, Request)
+    assert (old.expect_continue, new.expect_continue) == (False, True)
+
+
+@pytest.mark.parametrize(
+    ("data", "status"),
+    [
+        (b"GET /\r\n\r\n", 400),  # HTTP/0.9
+        (b"GET / HTTP/2.0\r\nHost: h\r\n\r\n", 505),
+        (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 400),  # HTTP/2 prior knowledge: llhttp stops
+        (b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: a@b\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: a:8x\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: a?b\r\n\r\n", 400),
+    ],
+)
+def test_versions_and_hosts_refused(data: bytes, status: int) -> None:
+    with pytest.raises(ProtocolError) as info:
+        RequestParser(Limits()).feed(data)
+    assert info.value.status == status
+
+
+@pytest.mark.parametrize(
+    "host",
+    [b"", b"example.com", b"example.com:8000", b"127.0.0.1:1", b"[::1]:80", b"xn--bcher-kva.de"],
+)
+def test_valid_hosts_are_accepted(host: bytes) -> None:
+    events = RequestParser(Limits()).feed(b"GET / HTTP/1.1\r\nHost: %s\r\n\r\n" % host)
+    assert isinstance(events[0], Request) and events[0].headers == [(b"host", host)]
 
 
 def test_response_framing_chunked_for_http11_without_length() -> None:

@@ -243,6 +243,11 @@ def test_app_errors_give_500_or_a_closed_connection(server: Running) -> None:
         (b"GET /\x1b[31mred HTTP/1.1\r\nHost: a\r\n\r\n", 400),
         (b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n", 400),
         (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: evil/x\r\n\r\n", 400),
+        (b"GET /\r\n\r\n", 400),
+        (b"GET / HTTP/2.0\r\nHost: a\r\n\r\n", 505),
+        (b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", 400),
     ],
     ids=[
         "cl-then-te",
@@ -274,6 +279,11 @@ def test_app_errors_give_500_or_a_closed_connection(server: Running) -> None:
         "escape-in-target-uvicorn-cve-2020-7694",
         "no-host",
         "two-hosts",
+        "host-with-space",
+        "host-with-slash",
+        "http09",
+        "http2-version-505",
+        "te-in-http10",
     ],
 )
 def test_malformed_requests_get_4xx_close_and_never_reach_the_app(
@@ -295,6 +305,73 @@ def test_absolute_form_and_asterisk_options_are_accepted(server: Running) -> Non
     assert data.endswith(b"GET /abs q=1 0:")
     options = raw(server.port, b"OPTIONS * HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
     assert status_of(options) == 200
+
+
+def test_absolute_form_target_wins_over_the_host_header(server: Running) -> None:
+    # RFC 9112 §3.2.2: the app must not see a Host that disagrees with the target.
+    data = raw(
+        server.port, b"GET http://real/x HTTP/1.1\r\nHost: fake\r\nConnection: close\r\n\r\n"
+    )
+    assert status_of(data) == 200
+    assert dict(seen_by_app[-1]["headers"])[b"host"] == b"real"
+
+
+def test_h2c_upgrade_is_answered_as_http11_with_nothing_lost(server: Running) -> None:
+    # Neither the body of a request asking for h2c nor the request pipelined behind it may
+    # be dropped: the upgrade is ignored (RFC 9110 §7.8) and both are answered over HTTP/1.1.
+    data = raw(
+        server.port,
+        b"POST /first HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+        b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\nContent-Length: 5\r\n\r\nhello"
+        b"GET /second HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    )
+    assert data.count(b"HTTP/1.1 200 OK") == 2 and b"101" not in data.split(b"\r\n")[0]
+    assert b"POST /first  5:hello" in data and data.endswith(b"GET /second  0:")
+
+
+def test_http10_expect_continue_gets_no_interim_response(server: Running) -> None:
+    data = raw(
+        server.port,
+        b"POST /e HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\nabc",
+    )
+    assert data.startswith(b"HTTP/1.1 200") and b"100 Continue" not in data
+
+
+def test_a_long_pipeline_is_answered_in_order_with_bounded_parsing(serve: Serve) -> None:
+    from wsgi2asgi.server.http11 import SLICE
+    from wsgi2asgi.server.tcp import MAX_PIPELINE
+
+    deepest: list[int] = []
+    holder: dict[str, Running] = {}
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        state = holder["running"].server.state
+        assert state is not None
+        deepest.append(max(len(c.waiting) for c in state.connections))
+        body = scope["path"].encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-length", b"%d" % len(body))],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    holder["running"] = running = serve(app, lifespan="off")
+    one = b"GET /%d HTTP/1.1\r\nHost: a\r\n\r\n"
+    count = 3000
+    pipeline = (
+        b"".join(one % i for i in range(count))
+        + b"GET /end HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+    )
+    data = raw(running.port, pipeline, timeout=30)
+    bodies = [part.rsplit(b"\r\n\r\n", 1)[-1] for part in data.split(b"HTTP/1.1 200 OK")[1:]]
+    assert bodies == [b"/%d" % i for i in range(count)] + [b"/end"]
+    # A packet of thousands of requests is parsed a little at a time, not all at once.
+    assert max(deepest) <= MAX_PIPELINE + SLICE // len(one % 0) + 1
 
 
 def test_body_over_the_limit_is_413(serve: Serve) -> None:
@@ -431,13 +508,23 @@ def test_tls_with_a_self_signed_certificate(serve: Serve, tmp_path: Any) -> None
     key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
     certificate.private_key_pem.write_to_path(str(key))
     certificate.cert_chain_pems[0].write_to_path(str(cert))
-    running = serve(echo_app, ssl_keyfile=str(key), ssl_certfile=str(cert))
+    running = serve(
+        echo_app, ssl_keyfile=str(key), ssl_certfile=str(cert), timeout_request_header=1.0
+    )
     context = ssl.create_default_context()
     authority.configure_trust(context)
     with httpx.Client(verify=context) as client:  # the certificate is verified, not ignored
         response = client.get(f"https://127.0.0.1:{running.port}/secure")
     assert response.text == "GET /secure  0:"
     assert seen_by_app[-1]["scheme"] == "https"
+    # Slowloris before TLS: a client silent after connecting, or stopping halfway through its
+    # ClientHello, is dropped after the request-head time limit (1 s here), not the loop's 60 s.
+    for opening in (b"", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"):
+        assert raw(running.port, opening, timeout=20) == b""  # closed, not "<timeout>"
+    # Plain HTTP sent to the TLS port is closed without reaching the app.
+    seen_by_app.clear()
+    raw(running.port, b"GET /plain HTTP/1.1\r\nHost: a\r\n\r\n")
+    assert seen_by_app == []
 
 
 @pytest.mark.parametrize(

@@ -27,6 +27,7 @@ Example::
 from __future__ import annotations
 
 import dataclasses
+import re
 import time
 from email.utils import formatdate
 from http import HTTPStatus
@@ -92,12 +93,20 @@ class EndOfMessage:
 
 Event = Request | Body | EndOfMessage
 
+#: Bytes parsed at a time when ``feed`` is given ``max_requests`` (outside known-length bodies).
+SLICE = 2048
+
 
 class RequestParser:
     """Turn the bytes of one connection into request events (pipelined requests included).
 
     Raises ``ProtocolError`` from :meth:`feed`; the connection must then be answered and
     closed, since the parser's position in the stream is no longer trustworthy.
+
+    Only ``Upgrade: websocket`` is taken as an upgrade (``Request.upgrade``); the bytes after
+    its head are kept in :attr:`upgrade_data` for the new protocol. Any other upgrade (``h2c``)
+    is ignored, as RFC 9110 §7.8 allows ("A server MAY ignore a received Upgrade header
+    field"), and the request is read as plain HTTP/1.1, body and pipelined requests included.
     """
 
     def __init__(self, limits: Limits) -> None:
@@ -105,6 +114,14 @@ class RequestParser:
         self._parser = httptools.HttpRequestParser(self)
         self._events: list[Event] = []
         self.in_head = False  #: inside a request head (for the header-read timeout)
+        self.held = b""  #: bytes not parsed yet: ``feed``'s ``max_requests`` was reached
+        self.upgrade_data = b""  #: bytes after a WebSocket upgrade's head
+        self._upgrading = False  # the request just parsed is a WebSocket upgrade
+        self._in_body = False
+        self._body_follows = False  # an ignored upgrade's body is still to be parsed
+        self._replaying = False  # parsing the stand-in head of an ignored upgrade's body
+        self._keep_alive = True
+        self._requests = 0  # Request events produced by the current feed
         self._reset_message()
 
     def _reset_message(self) -> None:
@@ -117,16 +134,26 @@ class RequestParser:
         self._expect_continue = False
         self._hosts = 0
 
-    def feed(self, data: bytes) -> list[Event]:
-        """Parse ``data``; return the events it completes.
+    def feed(self, data: bytes, max_requests: int | None = None) -> list[Event]:
+        """Parse ``data`` (after any bytes held back before); return the events it completes.
+
+        With ``max_requests``, parsing stops once that many request heads were parsed in this
+        call, give or take one slice of ``SLICE`` bytes; the rest waits in :attr:`held` for the
+        next call (``feed(b"", n)``). That bounds what a client pipelining thousands of
+        requests into one packet makes the server hold. A body with a known length is never
+        cut into slices.
 
         Raises:
             ProtocolError: malformed input or a limit exceeded.
         """
+        if self.held:
+            data, self.held = self.held + data, b""
+        self._requests = 0
         try:
-            self._parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            pass  # the request head (with upgrade=True) is already an event
+            if max_requests is None:
+                self._execute(data)
+            else:
+                self._feed_slices(data, max_requests)
         except ProtocolError:
             raise
         except httptools.HttpParserCallbackError as exc:
@@ -139,18 +166,74 @@ class RequestParser:
         events, self._events = self._events, []
         return events
 
+    def _feed_slices(self, data: bytes, max_requests: int) -> None:
+        view = memoryview(data)
+        position = 0
+        while position < len(data):
+            if self._upgrading:
+                self.upgrade_data += bytes(view[position:])
+                return
+            if self._requests >= max_requests:
+                self.held = bytes(view[position:])
+                return
+            size = SLICE
+            if self._in_body and not self._chunked and self._content_length is not None:
+                size = max(size, self._content_length - self._body_bytes)
+            self._execute(view[position : position + size])
+            position += size
+
+    def _execute(self, data: bytes | memoryview) -> None:
+        while True:
+            if self._upgrading:
+                self.upgrade_data += bytes(data)
+                return
+            try:
+                self._parser.feed_data(data)
+                return
+            except httptools.HttpParserUpgrade as exc:
+                rest = data[exc.args[0] :] if exc.args else b""
+            if self._upgrading:
+                self.upgrade_data += bytes(rest)
+                return
+            # An ignored upgrade: llhttp stopped after its head, skipping any body. It goes
+            # on with the next bytes as a new message, so a stand-in head with the same
+            # framing makes it parse the body (its callbacks are swallowed); then the
+            # pipelined requests behind it.
+            data = self._stand_in_head() + bytes(rest) if self._body_follows else rest
+            if not data:
+                return
+
+    def _stand_in_head(self) -> bytes:
+        self._replaying, self._body_follows = True, False
+        if self._chunked:
+            framing = b"transfer-encoding: chunked"
+        else:
+            framing = b"content-length: %d" % (self._content_length or 0)
+        # Same keep-alive as the request: data after a "close" one is refused as usual.
+        connection = b"keep-alive" if self._keep_alive else b"close"
+        return b"PUT / HTTP/1.1\r\nhost: x\r\n%s\r\nconnection: %s\r\n\r\n" % (
+            framing,
+            connection,
+        )
+
     # -- httptools callbacks ---------------------------------------------------------------
 
     def on_message_begin(self) -> None:
+        if self._replaying:
+            return  # the stand-in head: the body belongs to the request before it
         self._reset_message()
         self.in_head = True
 
     def on_url(self, url: bytes) -> None:
+        if self._replaying:
+            return
         self._target += url
         if len(self._target) > self.limits.max_target:
             raise ProtocolError(414, "request target too long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self._replaying:
+            return
         self._header_bytes += len(name) + len(value) + 4
         if self._header_bytes > self.limits.max_header_bytes:
             raise ProtocolError(431, "request header section too large")
@@ -176,37 +259,37 @@ class RequestParser:
             self._chunked = True
         elif lower == b"host":
             self._hosts += 1
+            # RFC 9112 §3.2: "A server MUST respond with a 400 (Bad Request) status code to
+            # any HTTP/1.1 request message that [...] contains [...] a Host header field with
+            # an invalid field value." Apps build absolute URLs and redirects from it.
+            if not _HOST.fullmatch(value):
+                raise ProtocolError(400, "invalid Host header")
         elif lower == b"expect" and value.lower() == b"100-continue":
             self._expect_continue = True
         self._headers.append((lower, value))
 
     def on_headers_complete(self) -> None:
+        if self._replaying:
+            return
         self.in_head = False
         parser = self._parser
-        target = bytes(self._target)
         method = parser.get_method().decode("ascii")
-        http_version = parser.get_http_version()
+        http_version = _checked_version(parser.get_http_version(), self._chunked)
         # RFC 9112 §3.2: "A server MUST respond with a 400 (Bad Request) status code to any
         # HTTP/1.1 request message that lacks a Host header field and to any request message
         # that contains more than one Host header field line".
         if self._hosts > 1 or (self._hosts == 0 and http_version == "1.1"):
             raise ProtocolError(400, "a request needs exactly one Host header")
-        if target == b"*":
-            if method != "OPTIONS":
-                raise ProtocolError(400, "asterisk-form target is only for OPTIONS")
-            path, query = b"*", b""
-        elif target.startswith(b"/"):
-            path, _, query = target.partition(b"?")
-        else:
-            try:
-                url = httptools.parse_url(target)
-            except httptools.HttpParserInvalidURLError:
-                raise ProtocolError(400, "invalid request target") from None
-            if url.schema not in (b"http", b"https") or not url.host:
-                raise ProtocolError(400, "invalid request target")
-            path, query = url.path or b"/", url.query or b""
-        if b"#" in path:
-            raise ProtocolError(400, "invalid request target")
+        target = bytes(self._target)
+        path, query = self._split_target(method, target)
+        upgrade = parser.should_upgrade() and method != "CONNECT"
+        self._upgrading = upgrade and _asks_for_websocket(self._headers)
+        self._body_follows = (
+            upgrade and not self._upgrading and (self._chunked or bool(self._content_length))
+        )
+        self._in_body = True
+        self._keep_alive = parser.should_keep_alive()
+        self._requests += 1
         self._events.append(
             Request(
                 method=method,
@@ -215,13 +298,39 @@ class RequestParser:
                 query=query,
                 http_version=http_version,
                 headers=self._headers,
-                keep_alive=parser.should_keep_alive(),
-                upgrade=parser.should_upgrade(),
-                expect_continue=self._expect_continue,
+                keep_alive=self._keep_alive,
+                upgrade=self._upgrading,
+                # RFC 9110 §10.1.1: "A server that receives a 100-continue expectation in an
+                # HTTP/1.0 request MUST ignore that expectation."
+                expect_continue=self._expect_continue and http_version == "1.1",
                 content_length=self._content_length,
                 chunked=self._chunked,
             )
         )
+
+    def _split_target(self, method: str, target: bytes) -> tuple[bytes, bytes]:
+        """The raw path and query of a request target (RFC 9112 §3.2)."""
+        if target == b"*":
+            if method != "OPTIONS":
+                raise ProtocolError(400, "asterisk-form target is only for OPTIONS")
+            return b"*", b""
+        if target.startswith(b"/"):
+            path, _, query = target.partition(b"?")
+        else:
+            try:
+                url = httptools.parse_url(target)
+            except httptools.HttpParserInvalidURLError:
+                raise ProtocolError(400, "invalid request target") from None
+            if url.schema not in (b"http", b"https") or not url.host:
+                raise ProtocolError(400, "invalid request target")
+            # §3.2.2: "the origin server MUST ignore the received Host header field (if any)
+            # and instead use the host information of the request-target".
+            host = url.host if url.port is None else b"%s:%d" % (url.host, url.port)
+            self._headers = [(n, host if n == b"host" else v) for n, v in self._headers]
+            path, query = url.path or b"/", url.query or b""
+        if b"#" in path:
+            raise ProtocolError(400, "invalid request target")
+        return path, query
 
     def on_body(self, body: bytes) -> None:
         self._body_bytes += len(body)
@@ -230,7 +339,33 @@ class RequestParser:
         self._events.append(Body(body))
 
     def on_message_complete(self) -> None:
+        if self._body_follows:
+            return  # llhttp skipped the body of an ignored upgrade: the stand-in reads it
+        self._replaying = self._in_body = False
         self._events.append(EndOfMessage())
+
+
+#: RFC 9112 §3.2 / RFC 3986 §3.2.2: ``uri-host [ ":" port ]``, an IP literal or a reg-name
+#: (unreserved, percent-encoded and sub-delims characters); empty is allowed.
+_HOST = re.compile(rb"(?:\[[0-9A-Fa-f:.vV]+\]|[A-Za-z0-9\-._~%!$&'()*+,;=]*)(?::[0-9]*)?")
+
+
+def _checked_version(version: str, chunked: bool) -> str:
+    if version == "1.1":
+        return version
+    if version == "1.0":
+        # RFC 9112 §6.1: "A server or client that receives an HTTP/1.0 message containing a
+        # Transfer-Encoding header field MUST treat the message as if the framing is faulty".
+        if chunked:
+            raise ProtocolError(400, "Transfer-Encoding in an HTTP/1.0 request")
+        return version
+    if version == "0.9":
+        raise ProtocolError(400, "HTTP/0.9 requests are not supported")
+    raise ProtocolError(505, f"HTTP/{version} is not supported over this connection")
+
+
+def _asks_for_websocket(headers: list[tuple[bytes, bytes]]) -> bool:
+    return any(name == b"upgrade" and value.lower() == b"websocket" for name, value in headers)
 
 
 class ResponseFraming:

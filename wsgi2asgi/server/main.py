@@ -138,6 +138,11 @@ class Server:
 
         tls = _tls_context(config)
         common: dict[str, Any] = {"backlog": config.backlog, "ssl": tls}
+        if tls is not None:
+            # The connection's own timers start only once the handshake is done; until then a
+            # client that sends nothing (or half a ClientHello) would hold the socket for the
+            # loop's default 60 s. The handshake gets the request head's time limit.
+            common["ssl_handshake_timeout"] = config.timeout_request_header
         if sockets:
             for sock in sockets:
                 self.servers.append(await loop.create_server(factory, sock=sock, **common))

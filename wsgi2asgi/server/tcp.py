@@ -4,6 +4,7 @@ Rules this module keeps:
 
 * One request runs at a time per connection; pipelined requests wait, parsed, in order, and
   the socket is paused while any wait (responses therefore go out in order, RFC 9112 §9.3.2).
+  At most ``MAX_PIPELINE`` requests are parsed ahead; the bytes after them stay unparsed.
 * A malformed request gets its 4xx from :mod:`wsgi2asgi.server.http11` and the connection is
   closed; the app never sees it.
 * Timeouts: an idle keep-alive connection closes after ``timeout_keep_alive``; a request head
@@ -50,6 +51,10 @@ __all__ = ["HTTPProtocol"]
 logger = logging.getLogger("wsgi2asgi.error")
 
 _SERVICE_UNAVAILABLE = 503
+
+#: Requests parsed ahead of the one running on a connection (pipelining); further bytes wait
+#: unparsed, with the socket paused, so a packet of thousands of requests costs no memory.
+MAX_PIPELINE = 16
 
 
 class HTTPProtocol(asyncio.Protocol):
@@ -114,8 +119,12 @@ class HTTPProtocol(asyncio.Protocol):
             return
         if self._timer is not None and not self._in_head:
             self._cancel_timer()  # the keep-alive wait is over
+        self._parse(data)
+
+    def _parse(self, data: bytes) -> None:
         try:
-            events = self.parser.feed(data)
+            # Parse no more than MAX_PIPELINE requests ahead; the parser holds the rest.
+            events = self.parser.feed(data, MAX_PIPELINE - len(self.waiting))
         except ProtocolError as error:
             self._reject(error)
             return
@@ -141,6 +150,14 @@ class HTTPProtocol(asyncio.Protocol):
             if self.transport is None or self.transport.is_closing():
                 self._stop_body_clock()
                 return
+        if self.upgraded is not None:
+            if self.parser.upgrade_data:
+                # Bytes that came right behind the upgrade's head: the new protocol's.
+                data, self.parser.upgrade_data = self.parser.upgrade_data, b""
+                self.upgraded.data_received(data)
+            return
+        if self.parser.held:
+            self.pause_reading()  # until the requests parsed ahead have been answered
         self._body_clock()
 
     def eof_received(self) -> bool | None:
@@ -165,7 +182,12 @@ class HTTPProtocol(asyncio.Protocol):
             self._stop_body_clock()
 
     def resume_reading(self) -> None:
-        if self._reading_paused and not self.waiting and self.transport is not None:
+        if (
+            self._reading_paused
+            and not self.waiting
+            and not self.parser.held
+            and self.transport is not None
+        ):
             self._reading_paused = False
             self.transport.resume_reading()
         self._body_clock()  # the app wants the body: the client's clock runs from now
@@ -183,7 +205,7 @@ class HTTPProtocol(asyncio.Protocol):
     def _request(self, request: Request) -> None:
         last = self.state.count_request()
         scope = self._scope(request)
-        if request.upgrade and _is_websocket(request):
+        if request.upgrade:  # a WebSocket handshake (the parser ignores other upgrades)
             from wsgi2asgi.server.websocket import WebSocketSession
 
             if self.cycle is not None or self.waiting:
@@ -233,11 +255,14 @@ class HTTPProtocol(asyncio.Protocol):
         if self.waiting:
             _, following = self.waiting.popleft()
             self._start(following)
-            if not self.waiting:
-                self.resume_reading()
-        else:
-            self.resume_reading()
+        if self.parser.held:
+            self._parse(b"")  # requests held back from a long pipeline
+            if self.closing:
+                return  # they were malformed: answered and closed
+        if self.cycle is None and not self._in_head:
             self._idle()
+        if not self.waiting:
+            self.resume_reading()
 
     def _scope(self, request: Request) -> dict[str, Any]:
         root_path = self.config.root_path
@@ -356,13 +381,6 @@ async def _unavailable(scope: Scope, receive: Receive, send: Send) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
-
-
-def _is_websocket(request: Request) -> bool:
-    for name, value in request.headers:
-        if name == b"upgrade" and value.lower() == b"websocket":
-            return True
-    return False
 
 
 def _address(info: Any) -> tuple[str, int] | None:
