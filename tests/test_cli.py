@@ -46,6 +46,24 @@ def test_serve_flags_parse_like_uvicorn() -> None:
     assert args.access_log is False
 
 
+def test_every_serve_flag_reaches_the_config() -> None:
+    from wsgi2asgi.cli import config_options
+    from wsgi2asgi.config import Config
+
+    flags = [
+        "serve", "m:app", "--ws-max-size", "1000", "--ws-max-queue", "4",
+        "--ws-ping-interval", "5", "--ws-ping-timeout", "0", "--timeout-request-body", "7",
+        "--max-body-size", "99", "--limit-max-requests", "10", "--threads", "3",
+    ]  # fmt: skip
+    config = Config(app="m:app", **config_options(build_parser().parse_args(flags)))
+    assert (config.ws_max_size, config.ws_max_queue) == (1000, 4)
+    assert (config.ws_ping_interval, config.ws_ping_timeout) == (5.0, None)  # 0: off
+    assert (config.timeout_request_body, config.max_body) == (7.0, 99)
+    assert (config.limit_max_requests, config.max_threads) == (10, 3)
+    defaults = Config(app="m:app", **config_options(build_parser().parse_args(["serve", "m:a"])))
+    assert defaults == Config(app="m:app")  # the flags' defaults are the Config's
+
+
 def test_bad_mount_is_a_usage_error() -> None:
     with pytest.raises(SystemExit):
         build_parser().parse_args(["serve", "--mount", "no-equals-sign"])

@@ -21,6 +21,9 @@ from wsgi2asgi.exceptions import ConfigError
         {"app": "m:a", "timeout_keep_alive": 0},
         {"app": "m:a", "limit_concurrency": 0},
         {"app": "m:a", "forwarded_allow_ips": ("not-an-ip",)},
+        {"app": "m:a", "ws_max_queue": 0},
+        {"app": "m:a", "ws_ping_interval": 0},
+        {"app": "m:a", "ws_ping_timeout": -1},
     ],
 )
 def test_invalid_configurations_are_refused(options: dict[str, object]) -> None:

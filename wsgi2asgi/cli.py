@@ -93,6 +93,28 @@ def _add_serve(subparsers: Any) -> None:
     serve.add_argument("--max-headers", type=int, default=100, help="more lines: 431")
     serve.add_argument("--max-body-size", type=int, help="larger request bodies: 413")
     serve.add_argument("--ws-max-size", type=int, default=16 * 1024 * 1024, help="larger: 1009")
+    serve.add_argument(
+        "--ws-max-queue",
+        type=int,
+        default=32,
+        metavar="N",
+        help="WebSocket messages queued for the app before the server stops reading",
+    )
+    serve.add_argument(
+        "--ws-ping-interval",
+        type=float,
+        default=20.0,
+        metavar="S",
+        help="ping each WebSocket client after S idle seconds (0: never)",
+    )
+    serve.add_argument(
+        "--ws-ping-timeout",
+        type=float,
+        default=20.0,
+        metavar="S",
+        help="close (1011) a WebSocket whose client has not answered a ping in S seconds "
+        "(0: wait forever)",
+    )
     serve.add_argument("--threads", type=int, default=32, help="worker threads per WSGI app")
     serve.add_argument(
         "--malloc-arena-max",
@@ -144,43 +166,50 @@ def _run_serve(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise ConfigError("--workers must be at least 1")
 
-    return serve(
-        args.app,
-        mounts=tuple(args.mount),
-        host=args.host,
-        port=args.port,
-        uds=args.uds,
-        fd=args.fd,
-        factory=args.factory,
-        interface=args.interface,
-        app_dir=args.app_dir,
-        root_path=args.root_path,
-        lifespan=args.lifespan,
-        proxy_headers=args.proxy_headers,
-        forwarded_allow_ips=tuple(a.strip() for a in args.forwarded_allow_ips.split(",")),
-        limit_concurrency=args.limit_concurrency,
-        limit_max_requests=args.limit_max_requests,
-        limit_max_requests_jitter=args.limit_max_requests_jitter,
-        multiprocess=args.multiprocess,
-        malloc_arena_max=args.malloc_arena_max,
-        backlog=args.backlog,
-        timeout_keep_alive=args.timeout_keep_alive,
-        timeout_request_header=args.timeout_request_header,
-        timeout_request_body=args.timeout_request_body,
-        timeout_graceful_shutdown=args.timeout_graceful_shutdown,
-        max_target=args.max_target_size,
-        max_header_bytes=args.max_header_size,
-        max_headers=args.max_headers,
-        max_body=args.max_body_size,
-        ws_max_size=args.ws_max_size,
-        max_threads=args.threads,
-        log_level=args.log_level,
-        access_log=args.access_log,
-        server_header=args.server_header,
-        debug_blocking=args.debug_blocking,
-        ssl_keyfile=args.ssl_keyfile,
-        ssl_certfile=args.ssl_certfile,
-    )
+    return serve(args.app, **config_options(args))
+
+
+def config_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The :class:`~wsgi2asgi.config.Config` fields that ``serve``'s flags set."""
+    return {
+        "mounts": tuple(args.mount),
+        "host": args.host,
+        "port": args.port,
+        "uds": args.uds,
+        "fd": args.fd,
+        "factory": args.factory,
+        "interface": args.interface,
+        "app_dir": args.app_dir,
+        "root_path": args.root_path,
+        "lifespan": args.lifespan,
+        "proxy_headers": args.proxy_headers,
+        "forwarded_allow_ips": tuple(a.strip() for a in args.forwarded_allow_ips.split(",")),
+        "limit_concurrency": args.limit_concurrency,
+        "limit_max_requests": args.limit_max_requests,
+        "limit_max_requests_jitter": args.limit_max_requests_jitter,
+        "multiprocess": args.multiprocess,
+        "malloc_arena_max": args.malloc_arena_max,
+        "backlog": args.backlog,
+        "timeout_keep_alive": args.timeout_keep_alive,
+        "timeout_request_header": args.timeout_request_header,
+        "timeout_request_body": args.timeout_request_body,
+        "timeout_graceful_shutdown": args.timeout_graceful_shutdown,
+        "max_target": args.max_target_size,
+        "max_header_bytes": args.max_header_size,
+        "max_headers": args.max_headers,
+        "max_body": args.max_body_size,
+        "ws_max_size": args.ws_max_size,
+        "ws_max_queue": args.ws_max_queue,
+        "ws_ping_interval": args.ws_ping_interval or None,
+        "ws_ping_timeout": args.ws_ping_timeout or None,
+        "max_threads": args.threads,
+        "log_level": args.log_level,
+        "access_log": args.access_log,
+        "server_header": args.server_header,
+        "debug_blocking": args.debug_blocking,
+        "ssl_keyfile": args.ssl_keyfile,
+        "ssl_certfile": args.ssl_certfile,
+    }
 
 
 #: Sub-commands, each a function adding itself to the sub-parsers (one line per command).

@@ -56,7 +56,13 @@ class Config:
     max_headers: int = 100
     max_body: int | None = None
     ws_max_size: int = 16 * 1024 * 1024
-    ws_ping_interval: float | None = None
+    ws_max_queue: int = 32  #: WebSocket messages queued for the app before reading pauses
+    #: Seconds without a frame from a WebSocket client before the server pings it (None: never);
+    #: a client that then stays silent for ``ws_ping_timeout`` is closed with 1011. Finds peers
+    #: that vanished without a FIN (a dropped NAT mapping, a sleeping laptop), which would
+    #: otherwise hold their session, and the app's task, forever.
+    ws_ping_interval: float | None = 20.0
+    ws_ping_timeout: float | None = 20.0
     max_threads: int = 32
     malloc_arena_max: int | None = None  #: cap glibc malloc arenas (see server/allocator.py)
     multiprocess: bool = False  #: ``wsgi.multiprocess``: true for workers under ``--workers``
@@ -100,6 +106,12 @@ class Config:
             raise ConfigError("--limit-max-requests-jitter must not be negative")
         if self.max_body is not None and self.max_body < 0:
             raise ConfigError("--max-body-size must not be negative")
+        if self.ws_max_queue < 1:
+            raise ConfigError("--ws-max-queue must be at least 1")
+        for name in ("ws_ping_interval", "ws_ping_timeout"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ConfigError(f"{name} must be positive (or None: off)")
         for address in self.forwarded_allow_ips:
             if address == "*":
                 continue

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 import socket
 import struct
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -112,13 +115,22 @@ def test_oversized_message_closes_with_1009(server: Running) -> None:
     assert info.value.rcvd is not None and info.value.rcvd.code == 1009
 
 
-def handshake(port: int) -> socket.socket:
-    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+def upgrade_request(path: bytes = b"/echo") -> bytes:
     key = base64.b64encode(os.urandom(16))
-    sock.sendall(
-        b"GET /echo HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        b"Sec-WebSocket-Key: " + key + b"\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    return (
+        b"GET %s HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n" % (path, key)
     )
+
+
+def handshake(port: int, *, sndbuf: int | None = None) -> socket.socket:
+    """Connect and upgrade; ``sndbuf`` caps the client's kernel send buffer."""
+    sock = socket.socket()
+    sock.settimeout(5)
+    if sndbuf is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)  # before connecting
+    sock.connect(("127.0.0.1", port))
+    sock.sendall(upgrade_request())
     data = b""
     while b"\r\n\r\n" not in data:
         data += sock.recv(4096)
@@ -223,3 +235,253 @@ def test_client_vanishing_before_the_app_accepts_gives_the_app_a_disconnect(
         time.sleep(0.01)
     # The connection is gone: accepting it raises (ASGI 2.4: an OSError), nothing hangs.
     assert seen == ["websocket.connect", "ClientDisconnected"]
+
+
+# -- flow control on input: what the server holds stays bounded ----------------------------------
+
+#: The most one read from a socket returns, on asyncio (256 KiB) and uvloop (250 KiB).
+READ_SIZE = 256 * 1024
+
+
+def client_frame(opcode: int, payload: bytes) -> bytes:
+    """A final, masked client frame; the zero mask leaves the payload as it is."""
+    size = len(payload)
+    if size < 126:
+        head = struct.pack("!BB", 0x80 | opcode, 0x80 | size)
+    elif size < 65536:
+        head = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, size)
+    else:
+        head = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, size)
+    return head + b"\x00\x00\x00\x00" + payload
+
+
+def server_text(sock: socket.socket, data: bytes = b"") -> str:
+    """Read one short unfragmented text frame from the server (``data``: what came before)."""
+    while len(data) < 2 or len(data) < 2 + data[1]:
+        chunk = sock.recv(65536)
+        assert chunk, data
+        data += chunk
+    assert data[0] == 0x81 and data[1] < 126, data[:2]
+    return data[2 : 2 + data[1]].decode()
+
+
+def on_loop(running: Running, read: Callable[[], Any]) -> Any:
+    """Call ``read`` on the server's event loop (its state is not safe to read elsewhere)."""
+
+    async def call() -> Any:
+        return read()
+
+    return asyncio.run_coroutine_threadsafe(call(), running.loop).result(5)
+
+
+def session(running: Running) -> Any:
+    """The one WebSocket session on the server (call it on the server's loop)."""
+    assert running.server.state is not None
+    found = [c.upgraded for c in running.server.state.connections if c.upgraded is not None]
+    assert len(found) == 1, found
+    return found[0]
+
+
+def send_until_paused(
+    sock: socket.socket,
+    data: bytes,
+    running: Running,
+    paused: Callable[[Any], bool] = lambda session: bool(session.reading_paused),
+) -> int:
+    """Send until the socket blocks with the session ``paused``; return the bytes sent.
+
+    A send that times out while the server still reads only means the server was slow: the
+    loop then goes on, so the result does not depend on timing. All of ``data`` going through
+    means the server never paused: the test fails.
+    """
+    view = memoryview(data)
+    sent = 0
+    sock.settimeout(0.5)
+    while sent < len(view):
+        try:
+            sent += sock.send(view[sent:])
+        except TimeoutError:
+            if on_loop(running, lambda: paused(session(running))):
+                return sent
+    raise AssertionError(f"all {sent} bytes went through: the server never paused reading")
+
+
+def kernel_buffers(sock: socket.socket, running: Running) -> int:
+    """What the two kernels can hold for this connection: our send and its receive buffer."""
+
+    def server_rcvbuf() -> int:
+        peer = session(running).connection.transport.get_extra_info("socket")
+        return int(peer.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF))
+
+    return int(sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)) + on_loop(
+        running, server_rcvbuf
+    )
+
+
+def test_an_app_not_reading_pauses_the_client_and_loses_no_message(serve: Serve) -> None:
+    count, size, max_queue = 200, 64 * 1024, 8
+    release = threading.Event()
+
+    async def reads_later(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "websocket":
+            return
+        await receive()
+        await send({"type": "websocket.accept"})
+        while not release.is_set():  # not reading meanwhile
+            await asyncio.sleep(0.01)
+        seen = [await receive() for _ in range(count)]
+        ok = [m.get("bytes") == i.to_bytes(4, "big") * (size // 4) for i, m in enumerate(seen)]
+        await send({"type": "websocket.send", "text": f"{sum(ok)} in order"})
+        await receive()
+
+    running = serve(reads_later, lifespan="off", ws_max_queue=max_queue)
+    frames = [client_frame(0x2, i.to_bytes(4, "big") * (size // 4)) for i in range(count)]
+    data = b"".join(frames)
+    with handshake(running.port, sndbuf=64 * 1024) as sock:
+        sent = send_until_paused(sock, data, running)
+        queued = on_loop(running, lambda: len(session(running).incoming))
+        # The queue filled and then reading stopped; what one read brought in on top of that
+        # was still queued (none is ever dropped).
+        assert max_queue <= queued <= max_queue + READ_SIZE // size + 1
+        # Everything else the client sent is in a kernel, not in the server's memory.
+        assert sent <= queued * len(frames[0]) + READ_SIZE + kernel_buffers(sock, running)
+        assert sent < len(data)
+        release.set()
+        sock.settimeout(10)
+        sock.sendall(data[sent:])
+        text = server_text(sock)
+    assert text == f"{count} in order"
+
+
+def test_a_ping_flood_from_a_client_not_reading_pauses_it(server: Running) -> None:
+    pings = client_frame(0x9, b"p" * 125) * 512  # 66 KiB of pings per send
+    with handshake(server.port, sndbuf=64 * 1024) as sock:
+        # Paused because our pongs fill the write buffer (the app is waiting to receive).
+        sent = send_until_paused(  # at most 33 MiB
+            sock,
+            pings * 500,
+            server,
+            lambda s: s.reading_paused and not s.connection.writable.is_set(),
+        )
+        buffered = on_loop(
+            server, lambda: session(server).connection.transport.get_write_buffer_size()
+        )
+        # At most the high-water mark (64 KiB) plus the pongs for one read.
+        assert buffered <= 64 * 1024 + READ_SIZE
+        assert sent < len(pings) * 500
+    with connect(ws_url(server, "/echo")) as ws:
+        ws.send("alive")
+        assert ws.recv(timeout=5) == "ALIVE"
+
+
+def test_frames_sent_before_the_accept_wait_and_arrive_in_order(serve: Serve) -> None:
+    connected, release = threading.Event(), threading.Event()
+
+    async def accepts_later(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "websocket":
+            return
+        await receive()
+        connected.set()
+        while not release.is_set():
+            await asyncio.sleep(0.01)
+        await send({"type": "websocket.accept"})
+        texts = [(await receive())["text"] for _ in range(3)]
+        await send({"type": "websocket.send", "text": ",".join(texts)})
+        await receive()
+
+    running = serve(accepts_later, lifespan="off")
+    with socket.create_connection(("127.0.0.1", running.port), timeout=5) as sock:
+        sock.sendall(upgrade_request())
+        assert connected.wait(5)
+        # Too early (RFC 6455 §4.1: the client must wait for the 101), but not lost.
+        early = b"".join(client_frame(0x1, t) for t in (b"one", b"two", b"three"))
+        sock.sendall(early)
+
+        def held() -> tuple[int, bool]:
+            return len(session(running).pending), session(running).reading_paused
+
+        deadline = time.monotonic() + 5
+        while on_loop(running, held)[0] == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        # The server has them, and stopped reading: nothing more piles up before the accept.
+        assert on_loop(running, held) == (len(early), True)
+        release.set()
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += sock.recv(4096)
+        assert data.startswith(b"HTTP/1.1 101")
+        text = server_text(sock, data.partition(b"\r\n\r\n")[2])
+    assert text == "one,two,three"
+
+
+def test_shutdown_with_a_full_queue_still_closes_the_connection(
+    serve: Serve,
+) -> None:
+    async def never_reads(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "websocket":
+            return
+        await receive()
+        await send({"type": "websocket.accept"})
+        await asyncio.sleep(3600)
+
+    # A graceful-shutdown timeout far beyond the socket timeout: only the handshake ends this.
+    running = serve(never_reads, lifespan="off", ws_max_queue=2, timeout_graceful_shutdown=600)
+    message = client_frame(0x2, b"m" * 65536)
+    with handshake(running.port, sndbuf=64 * 1024) as sock:
+        sent = send_until_paused(sock, message * 200, running)
+        stopping = threading.Thread(target=running.stop)
+        stopping.start()
+        sock.settimeout(10)
+        # The server's 1001 comes through, and the full queue no longer stops the server from
+        # reading: what it reads next (the rest of our message, our reply) ends the connection,
+        # long before the graceful-shutdown timeout.
+        data = b""
+        while len(data) < 4:
+            data += sock.recv(4096)
+        assert data[0] == 0x88 and struct.unpack("!H", data[2:4]) == (1001,), data
+        try:
+            sock.sendall(message[sent % len(message) :] + client_frame(0x8, data[2:4]))
+            while sock.recv(65536):
+                pass
+        except ConnectionResetError:
+            pass  # closed with our unread messages still in its kernel buffer
+        stopping.join(10)
+        assert not stopping.is_alive()
+
+
+# -- keepalive: a client that vanished without a FIN is found ------------------------------------
+
+
+def test_a_silent_client_is_pinged_then_closed_with_1011(serve: Serve) -> None:
+    codes: list[int] = []
+
+    async def waits(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "websocket":
+            return
+        await receive()
+        await send({"type": "websocket.accept"})
+        codes.append((await receive())["code"])  # nothing comes but the disconnect
+
+    running = serve(waits, lifespan="off", ws_ping_interval=0.1, ws_ping_timeout=0.2)
+    with handshake(running.port) as sock:  # a raw socket: it never answers the ping
+        data = b""
+        try:
+            while chunk := sock.recv(4096):
+                data += chunk
+        except ConnectionResetError:
+            pass
+    assert data[:2] == b"\x89\x04"  # the ping, 4 bytes of payload
+    close = data[6:]
+    assert close[0] == 0x88 and struct.unpack("!H", close[2:4]) == (1011,), data
+    deadline = time.monotonic() + 5
+    while not codes and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert codes == [1011]
+
+
+def test_a_client_answering_pings_stays_connected(serve: Serve) -> None:
+    running = serve(ws_app, lifespan="off", ws_ping_interval=0.05, ws_ping_timeout=2.0)
+    with connect(ws_url(running, "/echo")) as ws:  # answers pings from its own thread
+        time.sleep(0.5)  # about ten pings
+        ws.send("still here")
+        assert ws.recv(timeout=5) == "STILL HERE"

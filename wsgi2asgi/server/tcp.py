@@ -165,9 +165,13 @@ class HTTPProtocol(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self.writable.clear()
+        if self.upgraded is not None:
+            self.upgraded.writing_paused()  # it stops reading: pongs would pile up
 
     def resume_writing(self) -> None:
         self.writable.set()
+        if self.upgraded is not None:
+            self.upgraded.writing_resumed()
 
     # -- the Connection interface cycles use ---------------------------------------------------
 

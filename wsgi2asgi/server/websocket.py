@@ -13,6 +13,31 @@ spec, WebSocket section):
 * A handshake that is not valid RFC 6455 (no key, wrong version) is answered 400 and never
   reaches the app.
 
+Flow control on input: memory per connection stays bounded whatever the client sends. One
+method, ``_update_reading``, pauses reading from the socket while any of these holds, and
+resumes it when none does:
+
+* The queue is full: it holds ``ws_max_queue`` messages the app has not received. It stays
+  "full" until the app has received it down to half (``ws_max_queue // 2``), so a busy
+  connection does not pause and resume on every message.
+* The transport's write buffer is full (``pause_writing``, until ``resume_writing``): the
+  protocol answers each ping with a pong, so a client that pings but never reads would
+  otherwise grow that buffer without end. A client that does not read only stalls itself.
+* The app has not accepted yet and bytes have arrived: RFC 6455 §4.1 ("the client MUST wait
+  for a response from the server before sending any further data"). They are kept and
+  replayed into the protocol at the accept.
+
+What was read before the pause is still processed, so the queue can exceed ``ws_max_queue``
+by the messages of one read (at most 256 KiB of frames); no message is ever dropped. As with
+``websockets``' own server, a close frame behind a full queue is seen once the app has
+received down to half, and an app that neither receives nor sends does not notice a client
+that vanished meanwhile. Once the server has sent its close frame (the app's
+``websocket.close``, or 1001 at shutdown) the queue no longer pauses reading: ``_pump``
+closes the TCP connection as soon as the protocol expects the close, so the next read (the
+client's reply, or messages still in flight) ends the connection, and shutdown is not held up
+by an app that stopped receiving. A client that reads nothing never gets the close frame
+either: the write-buffer rule still holds, and the graceful-shutdown timeout ends it.
+
 Example (inside the connection)::
 
     session = WebSocketSession(connection, request, scope)
@@ -24,6 +49,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import os
 from typing import TYPE_CHECKING, Any
 
 from websockets.frames import Frame, Opcode
@@ -33,6 +59,7 @@ from websockets.server import ServerProtocol
 
 from wsgi2asgi.exceptions import ASGIContractError, ClientDisconnected
 from wsgi2asgi.server.http11 import Request, ResponseFraming, error_response
+from wsgi2asgi.server.keepalive import Keepalive
 
 if TYPE_CHECKING:
     from wsgi2asgi.server.tcp import HTTPProtocol
@@ -73,27 +100,46 @@ class WebSocketSession:
         self.close_code: int | None = None
         self.denial: ResponseFraming | None = None
         self.pending = b""  # bytes received before the handshake completed
+        self.max_queue = self.config.ws_max_queue
+        self.queue_full = False  # reached max_queue, not yet received down to half
+        self.reading_paused = False
+        self.keepalive: Keepalive | None = None  # started at the accept
 
     # -- fed by the connection ---------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
         if self.protocol is None:
             self.pending += data
+            self._update_reading()
             return
+        if self.keepalive is not None:
+            self.keepalive.seen()
         self.protocol.receive_data(data)
         self._pump()
+        self._update_reading()
+
+    def writing_paused(self) -> None:
+        """The transport's write buffer is full: stop reading (no more pongs to write)."""
+        self._update_reading()
+
+    def writing_resumed(self) -> None:
+        """The transport's write buffer has drained: read again if nothing else holds it."""
+        self._update_reading()
 
     def lost(self) -> None:
         if self.close_code is None:
             self.close_code = 1006
         self.state = "closed"
         self.ready.set()
+        if self.keepalive is not None:
+            self.keepalive.stop()
 
     def shutdown(self) -> None:
         """Server shutdown: close with 1001 (going away)."""
         if self.protocol is not None and self.protocol.state is State.OPEN:
             self.protocol.send_close(1001, "server shutting down")
             self._flush()
+            self._update_reading()  # a full queue no longer holds the client's reply back
         elif self.protocol is None:
             self.connection.close()
 
@@ -132,7 +178,10 @@ class WebSocketSession:
                 return {"type": "websocket.disconnect", "code": self.close_code or 1006}
             self.ready.clear()
             await self.ready.wait()
-        return self.incoming.popleft()
+        message = self.incoming.popleft()
+        if self.reading_paused:
+            self._update_reading()
+        return message
 
     async def send(self, message: Message) -> None:
         kind = message["type"]
@@ -183,6 +232,7 @@ class WebSocketSession:
                     int(message.get("code") or 1000), message.get("reason") or ""
                 )
                 self._flush()
+                self._update_reading()
             self.state = "closed"
             self.close_code = int(message.get("code") or 1000)
         else:
@@ -223,9 +273,39 @@ class WebSocketSession:
             self.connection.close()
             return
         self.state = "accepted"
-        if self.pending:
-            data, self.pending = self.pending, b""
-            self.data_received(data)
+        self._start_keepalive()
+        data, self.pending = self.pending, b""
+        if data:
+            self.data_received(data)  # also resumes reading, unless the frames fill the queue
+        else:
+            self._update_reading()
+
+    def _start_keepalive(self) -> None:
+        interval = self.config.ws_ping_interval
+        if interval is None:
+            return
+        self.keepalive = Keepalive(
+            self.connection.loop,
+            interval,
+            self.config.ws_ping_timeout,
+            ping=self._ping,
+            on_timeout=self._keepalive_timed_out,
+            app_behind=lambda: self.queue_full,
+        )
+        self.keepalive.start()
+
+    def _ping(self) -> None:
+        if self.protocol is not None and self.protocol.state is State.OPEN:
+            self.protocol.send_ping(os.urandom(4))
+            self._flush()
+
+    def _keepalive_timed_out(self) -> None:
+        if self.protocol is None or self.protocol.state is not State.OPEN:
+            return
+        logger.info("WebSocket client did not answer a ping in time: %s", self.scope["path"])
+        # websockets closes such a connection with 1011 too ("keepalive ping timeout").
+        self.protocol.fail(1011, "keepalive ping timeout")
+        self._pump()  # sends the close frame, marks the session closed, closes the socket
 
     def _pump(self) -> None:
         assert self.protocol is not None
@@ -267,6 +347,42 @@ class WebSocketSession:
 
     def _flush(self) -> None:
         assert self.protocol is not None
-        for data in self.protocol.data_to_send():
-            if data:
-                self.connection.write(data)
+        # One write for all the frames (a read full of pings makes hundreds of pongs); the
+        # empty end-of-stream marker adds nothing, connection.close() follows it.
+        data = b"".join(self.protocol.data_to_send())
+        if data:
+            self.connection.write(data)
+
+    # -- flow control on input -------------------------------------------------------------------
+
+    def _update_reading(self) -> None:
+        """Pause or resume reading from the socket: the one place that decides.
+
+        Called whenever one of its inputs may have changed: bytes or messages came in, the app
+        received a message, the write buffer filled or drained, the accept, our close frame.
+        """
+        paused = self._must_pause()
+        if paused == self.reading_paused or self.connection.gone():
+            return
+        self.reading_paused = paused
+        if paused:
+            self.connection.pause_reading()
+        else:
+            self.connection.resume_reading()
+
+    def _must_pause(self) -> bool:
+        protocol = self.protocol
+        if protocol is None:
+            # RFC 6455 §4.1: "Once the client's opening handshake has been sent, the client
+            # MUST wait for a response from the server before sending any further data."
+            return bool(self.pending)
+        if not self.connection.writable.is_set():
+            return True  # reading would make pongs the client is not reading
+        if protocol.state is not State.OPEN:
+            return False  # our close frame is out: read on, for the client's reply
+        queued = len(self.incoming)
+        if queued >= self.max_queue:
+            self.queue_full = True
+        elif queued <= self.max_queue // 2:
+            self.queue_full = False
+        return self.queue_full
