@@ -189,6 +189,12 @@ def test_absolute_form_target_replaces_the_host_header() -> None:
     assert (request.path, request.query) == (b"/p", b"q")
 
 
+def test_absolute_form_ipv6_host_keeps_its_brackets() -> None:
+    data = b"GET http://[::1]:8000/p HTTP/1.1\r\nHost: other\r\n\r\n"
+    request = RequestParser(Limits()).feed(data)[0]
+    assert isinstance(request, Request) and request.headers == [(b"host", b"[::1]:8000")]
+
+
 def test_expect_100_continue_is_ignored_for_http10() -> None:
     # RFC 9110 §10.1.1: "MUST ignore that expectation" in an HTTP/1.0 request.
     data = b"POST / HTTP/%s\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n"
@@ -210,6 +216,8 @@ def test_expect_100_continue_is_ignored_for_http10() -> None:
         (b"GET / HTTP/1.1\r\nHost: a@b\r\n\r\n", 400),
         (b"GET / HTTP/1.1\r\nHost: a:8x\r\n\r\n", 400),
         (b"GET / HTTP/1.1\r\nHost: a?b\r\n\r\n", 400),
+        (b"GET /a?b#c HTTP/1.1\r\nHost: h\r\n\r\n", 400),  # a fragment, in the query
+        (b"GET http://user@real/x HTTP/1.1\r\nHost: h\r\n\r\n", 400),  # userinfo
     ],
 )
 def test_versions_and_hosts_refused(data: bytes, status: int) -> None:

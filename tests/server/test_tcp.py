@@ -248,6 +248,8 @@ def test_app_errors_give_500_or_a_closed_connection(server: Running) -> None:
         (b"GET /\r\n\r\n", 400),
         (b"GET / HTTP/2.0\r\nHost: a\r\n\r\n", 505),
         (b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", 400),
+        (b"GET /a?b#c HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+        (b"GET http://user@a/x HTTP/1.1\r\nHost: a\r\n\r\n", 400),
     ],
     ids=[
         "cl-then-te",
@@ -284,6 +286,8 @@ def test_app_errors_give_500_or_a_closed_connection(server: Running) -> None:
         "http09",
         "http2-version-505",
         "te-in-http10",
+        "fragment-in-target",
+        "userinfo-in-absolute-form",
     ],
 )
 def test_malformed_requests_get_4xx_close_and_never_reach_the_app(

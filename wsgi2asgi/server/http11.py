@@ -314,23 +314,30 @@ class RequestParser:
             if method != "OPTIONS":
                 raise ProtocolError(400, "asterisk-form target is only for OPTIONS")
             return b"*", b""
+        # §3.2: a target is a path and a query, never a fragment ("#" is not allowed in
+        # either), so one target cannot mean different resources to us and to a proxy.
+        if b"#" in target:
+            raise ProtocolError(400, "a request target cannot have a fragment")
         if target.startswith(b"/"):
             path, _, query = target.partition(b"?")
-        else:
-            try:
-                url = httptools.parse_url(target)
-            except httptools.HttpParserInvalidURLError:
-                raise ProtocolError(400, "invalid request target") from None
-            if url.schema not in (b"http", b"https") or not url.host:
-                raise ProtocolError(400, "invalid request target")
-            # §3.2.2: "the origin server MUST ignore the received Host header field (if any)
-            # and instead use the host information of the request-target".
-            host = url.host if url.port is None else b"%s:%d" % (url.host, url.port)
-            self._headers = [(n, host if n == b"host" else v) for n, v in self._headers]
-            path, query = url.path or b"/", url.query or b""
-        if b"#" in path:
+            return path, query
+        try:
+            url = httptools.parse_url(target)
+        except httptools.HttpParserInvalidURLError:
+            raise ProtocolError(400, "invalid request target") from None
+        if url.schema not in (b"http", b"https") or not url.host:
             raise ProtocolError(400, "invalid request target")
-        return path, query
+        if url.userinfo:
+            # RFC 9110 §4.2.4: a recipient "SHOULD parse for userinfo and treat its presence
+            # as an error"; it is a classic way of hiding the real host from a reader.
+            raise ProtocolError(400, "userinfo in a request target")
+        # §3.2.2: "the origin server MUST ignore the received Host header field (if any) and
+        # instead use the host information of the request-target".
+        host = b"[%s]" % url.host if b":" in url.host else url.host  # IPv6: parse_url unwraps
+        if url.port is not None:
+            host += b":%d" % url.port
+        self._headers = [(n, host if n == b"host" else v) for n, v in self._headers]
+        return url.path or b"/", url.query or b""
 
     def on_body(self, body: bytes) -> None:
         self._body_bytes += len(body)
