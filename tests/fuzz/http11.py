@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import atheris
 
+from wsgi2asgi.headers import valid_name
+from wsgi2asgi.server.framing import ResponseFraming
 from wsgi2asgi.server.http11 import (
     Body,
     EndOfMessage,
@@ -20,8 +22,6 @@ from wsgi2asgi.server.http11 import (
     ProtocolError,
     Request,
     RequestParser,
-    ResponseFraming,
-    valid_name,
 )
 
 LIMITS = Limits(max_target=512, max_header_bytes=2048, max_headers=20, max_body=4096)

@@ -1,4 +1,4 @@
-"""The sans-I/O HTTP/1.1 core: no sockets, just bytes in and events or bytes out."""
+"""The sans-I/O HTTP/1.1 request parser: no sockets, just bytes in and events out."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ from wsgi2asgi.server.http11 import (
     ProtocolError,
     Request,
     RequestParser,
-    ResponseFraming,
 )
 
 GOOD = b"POST /a%20b?x=1 HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello"
@@ -233,46 +232,3 @@ def test_versions_and_hosts_refused(data: bytes, status: int) -> None:
 def test_valid_hosts_are_accepted(host: bytes) -> None:
     events = RequestParser(Limits()).feed(b"GET / HTTP/1.1\r\nHost: %s\r\n\r\n" % host)
     assert isinstance(events[0], Request) and events[0].headers == [(b"host", host)]
-
-
-def test_response_framing_chunked_for_http11_without_length() -> None:
-    framing = ResponseFraming("GET", "1.1", True)
-    head = framing.head(200, [(b"content-type", b"text/plain")])
-    assert b"transfer-encoding: chunked" in head
-    assert framing.body(b"abc") == b"3\r\nabc\r\n"
-    assert framing.end() == b"0\r\n\r\n"
-
-
-def test_response_framing_http10_is_close_delimited() -> None:
-    framing = ResponseFraming("GET", "1.0", True)
-    head = framing.head(200, [])
-    assert b"connection: close" in head and b"chunked" not in head
-    assert framing.body(b"abc") == b"abc"
-
-
-def test_response_framing_content_length_enforced() -> None:
-    framing = ResponseFraming("GET", "1.1", True)
-    framing.head(200, [(b"content-length", b"3")])
-    with pytest.raises(ValueError):
-        framing.body(b"abcd")
-    short = ResponseFraming("GET", "1.1", True)
-    short.head(200, [(b"content-length", b"3")])
-    short.body(b"ab")
-    with pytest.raises(ValueError):
-        short.end()
-
-
-def test_response_framing_head_and_204_have_no_body() -> None:
-    head_request = ResponseFraming("HEAD", "1.1", True)
-    head_request.head(200, [(b"content-length", b"10")])
-    assert head_request.body(b"0123456789") == b"" and head_request.end() == b""
-    no_content = ResponseFraming("GET", "1.1", True)
-    assert b"chunked" not in no_content.head(204, [])
-
-
-@pytest.mark.parametrize(
-    "headers", [[(b"x", b"a\r\nb")], [(b"bad name", b"v")], [(b"x", b"a\x00")]]
-)
-def test_response_header_injection_is_refused(headers: list[tuple[bytes, bytes]]) -> None:
-    with pytest.raises(ValueError):
-        ResponseFraming("GET", "1.1", True).head(200, headers)

@@ -30,7 +30,8 @@ import logging
 from typing import TYPE_CHECKING, Any, Protocol
 
 from wsgi2asgi.exceptions import ASGIContractError, ClientDisconnected
-from wsgi2asgi.server.http11 import Request, ResponseFraming
+from wsgi2asgi.server.framing import ResponseFraming
+from wsgi2asgi.server.http11 import Request
 
 if TYPE_CHECKING:
     from wsgi2asgi.typing import ASGIApp, Message, Scope

@@ -1,4 +1,4 @@
-"""HTTP/1.1 without I/O: bytes in, request events out; response parts in, bytes out.
+"""HTTP/1.1 requests without I/O: bytes in, request events out.
 
 The parser is llhttp (through ``httptools``) in its strict mode, plus the checks it leaves to
 us. Rules this module keeps (RFC 9112 unless noted):
@@ -13,9 +13,7 @@ us. Rules this module keeps (RFC 9112 unless noted):
   ``max_body`` → 413.
 * Targets: origin-form ``/path?query``; absolute-form ``http://host/path`` ("a server MUST
   accept the absolute-form", §3.2.2) becomes its path; asterisk-form ``*`` only for OPTIONS.
-* Responses: ``Content-Length`` when the app gives one; else chunked for HTTP/1.1, else
-  close-delimited for HTTP/1.0. ``HEAD`` and 1xx/204/304 responses carry no body. ``Date``
-  and ``Server`` are added.
+* Responses are framed by :mod:`wsgi2asgi.server.framing`.
 
 Example::
 
@@ -28,9 +26,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import time
-from email.utils import formatdate
-from http import HTTPStatus
 
 import httptools
 
@@ -44,11 +39,7 @@ __all__ = [
     "ProtocolError",
     "Request",
     "RequestParser",
-    "ResponseFraming",
-    "error_response",
-    "http_date",
-    "valid_name",
-    "valid_value",
+    "SLICE",
 ]
 
 
@@ -373,139 +364,3 @@ def _checked_version(version: str, chunked: bool) -> str:
 
 def _asks_for_websocket(headers: list[tuple[bytes, bytes]]) -> bool:
     return any(name == b"upgrade" and value.lower() == b"websocket" for name, value in headers)
-
-
-class ResponseFraming:
-    """Serialise one response: the head, body pieces and the end, framed correctly.
-
-    Args:
-        request_method: the request's method (``HEAD`` responses carry no body).
-        http_version: the request's version (``1.0`` gets no chunked encoding).
-        keep_alive: whether the connection may stay open after this response.
-        server_header: the ``Server`` header value, or ``None`` for none.
-    """
-
-    def __init__(
-        self,
-        request_method: str,
-        http_version: str,
-        keep_alive: bool,
-        server_header: bytes | None = b"wsgi2asgi",
-    ) -> None:
-        self.head_only = request_method == "HEAD"
-        self.http_version = http_version
-        self.keep_alive = keep_alive
-        self.server_header = server_header
-        self.chunked = False
-        self.no_body = self.head_only
-        self.remaining: int | None = None  # Content-Length bytes still to send
-
-    def head(self, status: int, headers: list[tuple[bytes, bytes]]) -> bytes:
-        """Serialise the status line and headers (``status`` and headers already validated).
-
-        Raises:
-            ValueError: an invalid status, header name or value (never sent).
-        """
-        if not 100 <= status <= 999:
-            raise ValueError(f"invalid status {status}")
-        if status < 200 or status in (204, 304):
-            self.no_body = True
-        lines = [b"HTTP/1.1 %d %s\r\n" % (status, _reason(status))]
-        has_length = False
-        connection_close = False
-        app_server = False
-        for name, value in headers:
-            if not valid_name(name) or not valid_value(value):
-                raise ValueError(f"invalid response header {name!r}")
-            lower = name.lower()
-            if lower == b"content-length":
-                if has_length:
-                    raise ValueError("duplicate Content-Length in the response")
-                has_length = True
-                self.remaining = int(value)
-            elif lower == b"transfer-encoding":
-                continue  # framing is ours
-            elif lower == b"connection":
-                if value.lower() == b"close":
-                    connection_close = True
-                continue
-            elif lower == b"date":
-                continue  # ours, cached per second
-            elif lower == b"server":
-                app_server = True
-            lines.append(b"%s: %s\r\n" % (name, value))
-        if connection_close:
-            self.keep_alive = False
-        if not has_length and not self.no_body:
-            if self.http_version == "1.1":
-                self.chunked = True
-                lines.append(b"transfer-encoding: chunked\r\n")
-            else:
-                self.keep_alive = False  # close-delimited body
-        lines.append(b"date: %s\r\n" % http_date())
-        if self.server_header and not app_server:
-            lines.append(b"server: %s\r\n" % self.server_header)
-        if not self.keep_alive:
-            lines.append(b"connection: close\r\n")
-        elif self.http_version == "1.0":
-            lines.append(b"connection: keep-alive\r\n")
-        lines.append(b"\r\n")
-        return b"".join(lines)
-
-    def body(self, data: bytes) -> bytes:
-        """Frame one body piece.
-
-        Raises:
-            ValueError: more bytes than the response's Content-Length.
-        """
-        if self.no_body or not data:
-            return b""
-        if self.remaining is not None:
-            if len(data) > self.remaining:
-                raise ValueError("response body longer than its Content-Length")
-            self.remaining -= len(data)
-            return data
-        if self.chunked:
-            return b"%x\r\n%s\r\n" % (len(data), data)
-        return data
-
-    def end(self) -> bytes:
-        """Frame the end of the body.
-
-        Raises:
-            ValueError: fewer bytes than the response's Content-Length.
-        """
-        if self.remaining and not self.no_body:
-            raise ValueError("response body shorter than its Content-Length")
-        if self.chunked and not self.no_body:
-            return b"0\r\n\r\n"
-        return b""
-
-
-def _reason(status: int) -> bytes:
-    try:
-        return HTTPStatus(status).phrase.encode("ascii")
-    except ValueError:
-        return b""
-
-
-_date_cache: tuple[int, bytes] = (0, b"")
-
-
-def http_date() -> bytes:
-    """The ``Date`` header value, recomputed at most once per second."""
-    global _date_cache
-    now = int(time.time())
-    if _date_cache[0] != now:
-        _date_cache = (now, formatdate(now, usegmt=True).encode("ascii"))
-    return _date_cache[1]
-
-
-def error_response(status: int, reason: str) -> bytes:
-    """A complete plain-text error response that closes the connection."""
-    body = f"{HTTPStatus(status).phrase}: {reason}\n".encode()
-    return (
-        b"HTTP/1.1 %d %s\r\ncontent-type: text/plain; charset=utf-8\r\n"
-        b"content-length: %d\r\nconnection: close\r\ndate: %s\r\nserver: wsgi2asgi\r\n\r\n%s"
-        % (status, _reason(status), len(body), http_date(), body)
-    )

@@ -32,13 +32,13 @@ from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import unquote
 
 from wsgi2asgi.server.cycle import HTTPCycle
+from wsgi2asgi.server.framing import error_response
 from wsgi2asgi.server.http11 import (
     Body,
     EndOfMessage,
     ProtocolError,
     Request,
     RequestParser,
-    error_response,
 )
 from wsgi2asgi.server.proxy import apply_proxy_headers
 

@@ -30,8 +30,8 @@ resumes it when none does:
 What was read before the pause is still processed, so the queue can exceed ``ws_max_queue``
 by the messages of one read (at most 256 KiB of frames); no message is ever dropped. As with
 ``websockets``' own server, a close frame behind a full queue is seen once the app has
-received down to half, and an app that neither receives nor sends does not notice a client
-that vanished meanwhile. Once the server has sent its close frame (the app's
+received down to half. A client that vanished without a FIN is found by the keepalive pings
+(:mod:`wsgi2asgi.server.keepalive`), not by the queue. Once the server has sent its close frame (the app's
 ``websocket.close``, or 1001 at shutdown) the queue no longer pauses reading: ``_pump``
 closes the TCP connection as soon as the protocol expects the close, so the next read (the
 client's reply, or messages still in flight) ends the connection, and shutdown is not held up
@@ -58,7 +58,8 @@ from websockets.protocol import State
 from websockets.server import ServerProtocol
 
 from wsgi2asgi.exceptions import ASGIContractError, ClientDisconnected
-from wsgi2asgi.server.http11 import Request, ResponseFraming, error_response
+from wsgi2asgi.server.framing import ResponseFraming, error_response
+from wsgi2asgi.server.http11 import Request
 from wsgi2asgi.server.keepalive import Keepalive
 
 if TYPE_CHECKING:

@@ -1,0 +1,50 @@
+"""The sans-I/O response framing: no sockets, response parts in and bytes out."""
+
+from __future__ import annotations
+
+import pytest
+
+from wsgi2asgi.server.framing import ResponseFraming
+
+
+def test_response_framing_chunked_for_http11_without_length() -> None:
+    framing = ResponseFraming("GET", "1.1", True)
+    head = framing.head(200, [(b"content-type", b"text/plain")])
+    assert b"transfer-encoding: chunked" in head
+    assert framing.body(b"abc") == b"3\r\nabc\r\n"
+    assert framing.end() == b"0\r\n\r\n"
+
+
+def test_response_framing_http10_is_close_delimited() -> None:
+    framing = ResponseFraming("GET", "1.0", True)
+    head = framing.head(200, [])
+    assert b"connection: close" in head and b"chunked" not in head
+    assert framing.body(b"abc") == b"abc"
+
+
+def test_response_framing_content_length_enforced() -> None:
+    framing = ResponseFraming("GET", "1.1", True)
+    framing.head(200, [(b"content-length", b"3")])
+    with pytest.raises(ValueError):
+        framing.body(b"abcd")
+    short = ResponseFraming("GET", "1.1", True)
+    short.head(200, [(b"content-length", b"3")])
+    short.body(b"ab")
+    with pytest.raises(ValueError):
+        short.end()
+
+
+def test_response_framing_head_and_204_have_no_body() -> None:
+    head_request = ResponseFraming("HEAD", "1.1", True)
+    head_request.head(200, [(b"content-length", b"10")])
+    assert head_request.body(b"0123456789") == b"" and head_request.end() == b""
+    no_content = ResponseFraming("GET", "1.1", True)
+    assert b"chunked" not in no_content.head(204, [])
+
+
+@pytest.mark.parametrize(
+    "headers", [[(b"x", b"a\r\nb")], [(b"bad name", b"v")], [(b"x", b"a\x00")]]
+)
+def test_response_header_injection_is_refused(headers: list[tuple[bytes, bytes]]) -> None:
+    with pytest.raises(ValueError):
+        ResponseFraming("GET", "1.1", True).head(200, headers)
