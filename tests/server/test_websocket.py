@@ -164,12 +164,32 @@ def test_invalid_utf8_text_closes_with_1007(server: Running) -> None:
         assert close_code(sock) == 1007
 
 
-def test_invalid_handshake_is_400_and_never_reaches_the_app(server: Running) -> None:
+@pytest.mark.parametrize(
+    "extra",
+    [
+        b"",  # no key, no version
+        b"Sec-WebSocket-Version: 13\r\n",  # no key
+        b"Sec-WebSocket-Key: c2hvcnQ=\r\nSec-WebSocket-Version: 13\r\n",  # 5 bytes, not 16
+        b"Sec-WebSocket-Key: not base64!\r\nSec-WebSocket-Version: 13\r\n",
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n",
+    ],
+    ids=["nothing", "no-key", "short-key", "not-base64", "version-8"],
+)
+def test_invalid_handshake_is_400_and_never_reaches_the_app(serve: Serve, extra: bytes) -> None:
+    calls: list[str] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        calls.append(scope["type"])
+
+    running = serve(app, lifespan="off")
     data = raw(
-        server.port,
-        b"GET /echo HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+        running.port,
+        b"GET /echo HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        + extra
+        + b"\r\n",
     )
     assert data.startswith(b"HTTP/1.1 400")
+    assert calls == []
 
 
 def test_reserved_opcode_closes_with_1002(server: Running) -> None:

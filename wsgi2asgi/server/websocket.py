@@ -30,13 +30,14 @@ resumes it when none does:
 What was read before the pause is still processed, so the queue can exceed ``ws_max_queue``
 by the messages of one read (at most 256 KiB of frames); no message is ever dropped. As with
 ``websockets``' own server, a close frame behind a full queue is seen once the app has
-received down to half. A client that vanished without a FIN is found by the keepalive pings
-(:mod:`wsgi2asgi.server.keepalive`), not by the queue. Once the server has sent its close frame (the app's
-``websocket.close``, or 1001 at shutdown) the queue no longer pauses reading: ``_pump``
-closes the TCP connection as soon as the protocol expects the close, so the next read (the
-client's reply, or messages still in flight) ends the connection, and shutdown is not held up
-by an app that stopped receiving. A client that reads nothing never gets the close frame
-either: the write-buffer rule still holds, and the graceful-shutdown timeout ends it.
+received down to half. A client that vanished without a FIN is found by the keepalive
+pings (:mod:`wsgi2asgi.server.keepalive`), not by the queue. Once the server has sent its
+close frame (the app's ``websocket.close``, or 1001 at shutdown) the queue no longer pauses
+reading: ``_pump`` closes the TCP connection as soon as the protocol expects the close, so
+the next read (the client's reply, or messages still in flight) ends the connection, and
+shutdown is not held up by an app that stopped receiving. A client that reads nothing never
+gets the close frame either: the write-buffer rule still holds, and the graceful-shutdown
+timeout ends it.
 
 Example (inside the connection)::
 
@@ -47,6 +48,8 @@ Example (inside the connection)::
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import collections
 import logging
 import os
@@ -243,10 +246,17 @@ class WebSocketSession:
 
     def _valid_handshake(self) -> bool:
         headers = dict(self.request.headers)
+        # RFC 6455 §4.2.1: a GET over HTTP/1.1, version 13, and a key that "when decoded, is
+        # 16 bytes in length". Checked here so that a bad one never reaches the app.
+        try:
+            key = base64.b64decode(headers.get(b"sec-websocket-key", b""), validate=True)
+        except binascii.Error:
+            return False
         return (
             self.request.method == "GET"
+            and self.request.http_version == "1.1"
             and headers.get(b"sec-websocket-version") == b"13"
-            and bool(headers.get(b"sec-websocket-key"))
+            and len(key) == 16
         )
 
     def _accept(self, message: Message) -> None:
