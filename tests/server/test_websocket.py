@@ -505,3 +505,23 @@ def test_a_client_answering_pings_stays_connected(serve: Serve) -> None:
         time.sleep(0.5)  # about ten pings
         ws.send("still here")
         assert ws.recv(timeout=5) == "STILL HERE"
+
+
+def test_sessions_count_against_the_concurrency_limit(serve: Serve) -> None:
+    running = serve(ws_app, lifespan="off", limit_concurrency=1)
+    with connect(ws_url(running, "/echo")) as ws:
+        ws.send("one")
+        assert ws.recv(timeout=5) == "ONE"
+        with pytest.raises(InvalidStatus) as info:
+            connect(ws_url(running, "/echo"))
+        assert info.value.response.status_code == 503
+    deadline = time.monotonic() + 5  # the first session's task ends after its close
+    while True:
+        try:
+            with connect(ws_url(running, "/echo")) as ws:
+                ws.send("two")
+                assert ws.recv(timeout=5) == "TWO"
+            break
+        except InvalidStatus:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)

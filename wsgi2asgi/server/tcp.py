@@ -215,9 +215,16 @@ class HTTPProtocol(asyncio.Protocol):
             if self.cycle is not None or self.waiting:
                 self._reject(ProtocolError(400, "upgrade while requests are in flight"))
                 return
+            if self._over_limit():
+                # A session holds a task as a request does, and for far longer: it counts.
+                self.write(error_response(_SERVICE_UNAVAILABLE, "at the concurrency limit"))
+                self.close()
+                return
             self.upgraded = WebSocketSession(self, request, scope)
             self.parsing = None
+            self.state.active += 1
             self.task = self.loop.create_task(self.upgraded.run(self.state.app))
+            self.task.add_done_callback(self._session_over)
             return
         cycle = HTTPCycle(self, request, scope)
         if last:
@@ -232,13 +239,19 @@ class HTTPProtocol(asyncio.Protocol):
     def _start(self, cycle: HTTPCycle) -> None:
         self.cycle = cycle
         state = self.state
-        limit = self.config.limit_concurrency
-        app: ASGIApp = state.app
-        if (limit is not None and state.active >= limit) or state.shutting_down:
-            app = _unavailable
+        app: ASGIApp = _unavailable if self._over_limit() else state.app
         state.active += 1
         self.task = self.loop.create_task(cycle.run(app))
         self.task.add_done_callback(self._finished)
+
+    def _over_limit(self) -> bool:
+        """Whether a new request or session gets 503: ``--limit-concurrency``, or shutdown."""
+        limit = self.config.limit_concurrency
+        state = self.state
+        return (limit is not None and state.active >= limit) or state.shutting_down
+
+    def _session_over(self, task: asyncio.Task[None]) -> None:
+        self.state.active -= 1
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self.state.active -= 1
