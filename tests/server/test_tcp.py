@@ -378,6 +378,26 @@ def test_a_long_pipeline_is_answered_in_order_with_bounded_parsing(serve: Serve)
     assert max(deepest) <= MAX_PIPELINE + SLICE // len(one % 0) + 1
 
 
+def test_pipelined_requests_with_bodies_past_the_parse_budget_keep_every_body(
+    server: Running,
+) -> None:
+    posts = [
+        b"POST /p%d HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n%s" % (i, len(b), b)
+        for i, b in ((i, b"body-%d-" % i * (i % 7 * 300 + 1)) for i in range(40))
+    ]
+    chunked = (
+        b"POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"
+    )
+    last = b"GET /last HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+    data = raw(server.port, b"".join(posts) + chunked + last, timeout=20)
+    bodies = [part.rsplit(b"\r\n\r\n", 1)[-1] for part in data.split(b"HTTP/1.1 200 OK")[1:]]
+    expected = [
+        b"POST /p%d  %d:%s" % (i, len(b), b)
+        for i, b in ((i, p.partition(b"\r\n\r\n")[2]) for i, p in enumerate(posts))
+    ]
+    assert bodies == [*expected, b"POST /c  2:ok", b"GET /last  0:"]
+
+
 def test_body_over_the_limit_is_413(serve: Serve) -> None:
     running = serve(echo_app, max_body=10)
     declared = raw(running.port, b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\n\r\n")
