@@ -35,3 +35,22 @@ def _a2wsgi() -> Any:
 
 #: The WSGI app wrapped by a2wsgi, for uvicorn (what people pick to run WSGI under uvicorn).
 a2wsgi_wsgi = _a2wsgi()
+
+
+async def slow(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """For ``benchmarks/hostile.py``: HTTP answers after 30 s; WebSocket ``/sleep`` accepts and
+    never receives, any other path receives and discards."""
+    import asyncio
+
+    if scope["type"] == "lifespan":
+        await asgi(scope, receive, send)
+    elif scope["type"] == "http":
+        await asyncio.sleep(30)
+        await asgi(scope, receive, send)
+    elif scope["type"] == "websocket":
+        await receive()
+        await send({"type": "websocket.accept"})
+        if scope["path"] == "/sleep":
+            await asyncio.sleep(3600)
+        while (await receive())["type"] != "websocket.disconnect":
+            pass

@@ -1,0 +1,172 @@
+"""Memory under hostile clients: how much a server grows when clients flood it, side by side.
+
+Three floods, each against a fresh server subprocess (ours, then uvicorn with httptools and
+uvloop, the same app: ``benchmarks.apps:slow``), on loopback:
+
+* ``pipeline``: 20 connections each send 10,000 pipelined ``GET`` requests in one write to an
+  app that takes 30 s per request;
+* ``ws-queue``: one WebSocket client sends 300 messages of 1 MiB to an app that accepted and
+  never receives;
+* ``ws-ping``: one WebSocket client sends pings as fast as it can and never reads the pongs.
+
+A client stops when a send makes no progress for 3 s (the server stopped reading). The table
+gives the server's RSS growth (``/proc``), the median of the rounds, and what the clients got
+through. Less is better; a bounded server grows by its buffers, not by what is sent. Run::
+
+    python benchmarks/hostile.py --rounds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PY = sys.executable
+APP = "benchmarks.apps:slow"
+SERVERS = {
+    "wsgi2asgi": [PY, "-m", "wsgi2asgi", "serve", APP, "--no-access-log", "--port", "{port}"],
+    "uvicorn": [
+        *(PY, "-m", "uvicorn", APP, "--no-access-log", "--port", "{port}"),
+        *("--loop", "uvloop", "--http", "httptools", "--ws", "websockets"),
+    ],
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+def send_until_stuck(sock: socket.socket, data: bytes, limit: int) -> int:
+    """Send ``data`` repeatedly, up to ``limit`` bytes; stop when the peer stops reading."""
+    sock.settimeout(3)
+    view, sent = memoryview(data), 0
+    while sent < limit:
+        offset = 0
+        while offset < len(view):
+            try:
+                offset += sock.send(view[offset:])
+            except (TimeoutError, OSError):
+                return sent + offset
+        sent += len(view)
+    return sent
+
+
+def frame(opcode: int, payload: bytes) -> bytes:
+    """A final, masked client frame (zero mask)."""
+    size = len(payload)
+    if size < 126:
+        head = struct.pack("!BB", 0x80 | opcode, 0x80 | size)
+    elif size < 65536:
+        head = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, size)
+    else:
+        head = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, size)
+    return head + b"\x00\x00\x00\x00" + payload
+
+
+def websocket(port: int, path: bytes) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    key = base64.b64encode(os.urandom(16))
+    sock.sendall(
+        b"GET %s HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n" % (path, key)
+    )
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += sock.recv(4096)
+    if not head.startswith(b"HTTP/1.1 101"):
+        raise RuntimeError(head[:80])
+    return sock
+
+
+def pipeline(port: int, keep: list[socket.socket]) -> int:
+    data = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n" * 10_000
+    sent = 0
+    for _ in range(20):
+        sock = socket.create_connection(("127.0.0.1", port))
+        keep.append(sock)
+        sent += send_until_stuck(sock, data, len(data))
+    return sent
+
+
+def ws_queue(port: int, keep: list[socket.socket]) -> int:
+    sock = websocket(port, b"/sleep")
+    keep.append(sock)
+    return send_until_stuck(sock, frame(0x2, b"m" * (1 << 20)), 300 * ((1 << 20) + 14))
+
+
+def ws_ping(port: int, keep: list[socket.socket]) -> int:
+    sock = websocket(port, b"/read")
+    keep.append(sock)
+    return send_until_stuck(sock, frame(0x9, b"p" * 125) * 512, 256 << 20)
+
+
+CASES: dict[str, Callable[[int, list[socket.socket]], int]] = {
+    "pipeline": pipeline,
+    "ws-queue": ws_queue,
+    "ws-ping": ws_ping,
+}
+
+
+def run_one(server: str, case: str) -> tuple[float, float]:
+    """(RSS growth in MiB, MiB the clients got through) for one flood on a fresh server."""
+    port = free_port()
+    command = [part.replace("{port}", str(port)) for part in SERVERS[server]]
+    process = subprocess.Popen(command, cwd=ROOT, stderr=subprocess.DEVNULL)
+    keep: list[socket.socket] = []
+    try:
+        for _ in range(200):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        time.sleep(0.5)
+        before = rss_kib(process.pid)
+        sent = CASES[case](port, keep)
+        time.sleep(1.0)  # let the server process what it read
+        after = rss_kib(process.pid)
+        return (after - before) / 1024, sent / (1 << 20)
+    finally:
+        for sock in keep:
+            sock.close()
+        process.kill()
+        process.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--cases", default=",".join(CASES))
+    args = parser.parse_args()
+    print("| flood | server | RSS growth, MiB (median) | client got through, MiB |")
+    print("| --- | --- | ---: | ---: |")
+    for case in args.cases.split(","):
+        for server in SERVERS:
+            runs = [run_one(server, case) for _ in range(args.rounds)]
+            growth = statistics.median(r[0] for r in runs)
+            sent = statistics.median(r[1] for r in runs)
+            print(f"| {case} | {server} | {growth:,.1f} | {sent:,.1f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
