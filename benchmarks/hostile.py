@@ -23,7 +23,6 @@ import base64
 import os
 import socket
 import statistics
-import struct
 import subprocess
 import sys
 import time
@@ -31,6 +30,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run as a script from anywhere: the tests' loopback helpers
+
+from tests.loopback import free_port, websocket_frame  # noqa: E402
+
 PY = sys.executable
 APP = "benchmarks.apps:slow"
 SERVERS = {
@@ -40,12 +43,6 @@ SERVERS = {
         *("--loop", "uvloop", "--http", "httptools", "--ws", "websockets"),
     ],
 }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def rss_kib(pid: int) -> int:
@@ -69,18 +66,6 @@ def send_until_stuck(sock: socket.socket, data: bytes, limit: int) -> int:
                 return sent + offset
         sent += len(view)
     return sent
-
-
-def frame(opcode: int, payload: bytes) -> bytes:
-    """A final, masked client frame (zero mask)."""
-    size = len(payload)
-    if size < 126:
-        head = struct.pack("!BB", 0x80 | opcode, 0x80 | size)
-    elif size < 65536:
-        head = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, size)
-    else:
-        head = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, size)
-    return head + b"\x00\x00\x00\x00" + payload
 
 
 def websocket(port: int, path: bytes) -> socket.socket:
@@ -111,13 +96,13 @@ def pipeline(port: int, keep: list[socket.socket]) -> int:
 def ws_queue(port: int, keep: list[socket.socket]) -> int:
     sock = websocket(port, b"/sleep")
     keep.append(sock)
-    return send_until_stuck(sock, frame(0x2, b"m" * (1 << 20)), 300 * ((1 << 20) + 14))
+    return send_until_stuck(sock, websocket_frame(0x2, b"m" * (1 << 20)), 300 * ((1 << 20) + 14))
 
 
 def ws_ping(port: int, keep: list[socket.socket]) -> int:
     sock = websocket(port, b"/read")
     keep.append(sock)
-    return send_until_stuck(sock, frame(0x9, b"p" * 125) * 512, 256 << 20)
+    return send_until_stuck(sock, websocket_frame(0x9, b"p" * 125) * 512, 256 << 20)
 
 
 CASES: dict[str, Callable[[int, list[socket.socket]], int]] = {

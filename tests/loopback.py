@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import struct
 
 
 def free_port() -> int:
@@ -10,3 +11,18 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def websocket_frame(opcode: int, payload: bytes) -> bytes:
+    """A final, masked client WebSocket frame; the zero mask leaves the payload as it is.
+
+    Example: ``websocket_frame(0x9, b"ping")`` is a ping, ``websocket_frame(0x1, b"hi")`` text.
+    """
+    size = len(payload)
+    if size < 126:
+        head = struct.pack("!BB", 0x80 | opcode, 0x80 | size)
+    elif size < 65536:
+        head = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, size)
+    else:
+        head = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, size)
+    return head + b"\x00\x00\x00\x00" + payload

@@ -16,6 +16,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
+from tests.loopback import websocket_frame
 from tests.server.conftest import Running, raw
 
 Serve = Callable[..., Running]
@@ -263,18 +264,6 @@ def test_client_vanishing_before_the_app_accepts_gives_the_app_a_disconnect(
 READ_SIZE = 256 * 1024
 
 
-def client_frame(opcode: int, payload: bytes) -> bytes:
-    """A final, masked client frame; the zero mask leaves the payload as it is."""
-    size = len(payload)
-    if size < 126:
-        head = struct.pack("!BB", 0x80 | opcode, 0x80 | size)
-    elif size < 65536:
-        head = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, size)
-    else:
-        head = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, size)
-    return head + b"\x00\x00\x00\x00" + payload
-
-
 def server_text(sock: socket.socket, data: bytes = b"") -> str:
     """Read one short unfragmented text frame from the server (``data``: what came before)."""
     while len(data) < 2 or len(data) < 2 + data[1]:
@@ -355,7 +344,7 @@ def test_an_app_not_reading_pauses_the_client_and_loses_no_message(serve: Serve)
         await receive()
 
     running = serve(reads_later, lifespan="off", ws_max_queue=max_queue)
-    frames = [client_frame(0x2, i.to_bytes(4, "big") * (size // 4)) for i in range(count)]
+    frames = [websocket_frame(0x2, i.to_bytes(4, "big") * (size // 4)) for i in range(count)]
     data = b"".join(frames)
     with handshake(running.port, sndbuf=64 * 1024) as sock:
         sent = send_until_paused(sock, data, running)
@@ -374,7 +363,7 @@ def test_an_app_not_reading_pauses_the_client_and_loses_no_message(serve: Serve)
 
 
 def test_a_ping_flood_from_a_client_not_reading_pauses_it(server: Running) -> None:
-    pings = client_frame(0x9, b"p" * 125) * 512  # 66 KiB of pings per send
+    pings = websocket_frame(0x9, b"p" * 125) * 512  # 66 KiB of pings per send
     with handshake(server.port, sndbuf=64 * 1024) as sock:
         # Paused because our pongs fill the write buffer (the app is waiting to receive).
         sent = send_until_paused(  # at most 33 MiB
@@ -414,7 +403,7 @@ def test_frames_sent_before_the_accept_wait_and_arrive_in_order(serve: Serve) ->
         sock.sendall(upgrade_request())
         assert connected.wait(5)
         # Too early (RFC 6455 §4.1: the client must wait for the 101), but not lost.
-        early = b"".join(client_frame(0x1, t) for t in (b"one", b"two", b"three"))
+        early = b"".join(websocket_frame(0x1, t) for t in (b"one", b"two", b"three"))
         sock.sendall(early)
 
         def held() -> tuple[int, bool]:
@@ -446,7 +435,7 @@ def test_shutdown_with_a_full_queue_still_closes_the_connection(
 
     # A graceful-shutdown timeout far beyond the socket timeout: only the handshake ends this.
     running = serve(never_reads, lifespan="off", ws_max_queue=2, timeout_graceful_shutdown=600)
-    message = client_frame(0x2, b"m" * 65536)
+    message = websocket_frame(0x2, b"m" * 65536)
     with handshake(running.port, sndbuf=64 * 1024) as sock:
         sent = send_until_paused(sock, message * 200, running)
         stopping = threading.Thread(target=running.stop)
@@ -460,7 +449,7 @@ def test_shutdown_with_a_full_queue_still_closes_the_connection(
             data += sock.recv(4096)
         assert data[0] == 0x88 and struct.unpack("!H", data[2:4]) == (1001,), data
         try:
-            sock.sendall(message[sent % len(message) :] + client_frame(0x8, data[2:4]))
+            sock.sendall(message[sent % len(message) :] + websocket_frame(0x8, data[2:4]))
             while sock.recv(65536):
                 pass
         except ConnectionResetError:
