@@ -31,7 +31,7 @@ class Running:
 
     def stop(self) -> int:
         self.loop.call_soon_threadsafe(self.server.should_exit.set)
-        self.thread.join(30)
+        self.thread.join(45)  # beyond the default 30 s graceful-shutdown timeout
         assert not self.thread.is_alive(), "server did not stop"
         return self.status[0] if self.status else -1
 
