@@ -151,6 +151,13 @@ def test_max_requests_holds_back_a_long_pipeline() -> None:
     assert everything == [(b"/%d" % i, b"") for i in range(2000)]
 
 
+def test_max_requests_zero_holds_even_a_short_feed() -> None:
+    # A connection whose queue is full parses nothing more, however little arrives.
+    parser = RequestParser(Limits())
+    assert parser.feed(GOOD, max_requests=0) == [] and parser.held == GOOD
+    assert requests_and_bodies(parser.feed(b"", max_requests=1)) == [(b"/a%20b?x=1", b"hello")]
+
+
 def test_max_requests_never_slices_a_body_of_known_length() -> None:
     body = b"x" * (5 * SLICE)
     data = b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
@@ -160,8 +167,12 @@ def test_max_requests_never_slices_a_body_of_known_length() -> None:
 
 @settings(max_examples=200, deadline=None)
 @given(
-    st.lists(st.sampled_from([GOOD, *IGNORED_UPGRADES, b"GET / HTTP/1.1\r\nHost: h\r\n\r\n"])),
-    st.lists(st.integers(min_value=1, max_value=600), min_size=1),
+    st.lists(
+        st.sampled_from([GOOD, *IGNORED_UPGRADES, b"GET / HTTP/1.1\r\nHost: h\r\n\r\n"]),
+        max_size=120,
+    ),
+    # Pieces below and above SLICE: parsed at once, or in slices with the rest held.
+    st.lists(st.integers(min_value=1, max_value=3 * SLICE), min_size=1),
     st.integers(min_value=1, max_value=4),
 )
 def test_bounded_and_split_feeding_gives_the_same_requests(

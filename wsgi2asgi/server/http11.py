@@ -141,8 +141,8 @@ class RequestParser:
             data, self.held = self.held + data, b""
         self._requests = 0
         try:
-            if max_requests is None:
-                self._execute(data)
+            if max_requests is None or (max_requests > 0 and len(data) <= SLICE):
+                self._execute(data)  # one slice at most: max_requests is passed by no more
             else:
                 self._feed_slices(data, max_requests)
         except ProtocolError:
@@ -209,22 +209,20 @@ class RequestParser:
 
     # -- httptools callbacks ---------------------------------------------------------------
 
+    # The stand-in head of an ignored upgrade's body goes through these like any head (it is
+    # valid, and carries the same framing); only on_headers_complete drops it. Its request
+    # event already holds its own target and header list, which a reset does not touch.
+
     def on_message_begin(self) -> None:
-        if self._replaying:
-            return  # the stand-in head: the body belongs to the request before it
         self._reset_message()
         self.in_head = True
 
     def on_url(self, url: bytes) -> None:
-        if self._replaying:
-            return
         self._target += url
         if len(self._target) > self.limits.max_target:
             raise ProtocolError(414, "request target too long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if self._replaying:
-            return
         self._header_bytes += len(name) + len(value) + 4
         if self._header_bytes > self.limits.max_header_bytes:
             raise ProtocolError(431, "request header section too large")
@@ -253,26 +251,31 @@ class RequestParser:
             # RFC 9112 §3.2: "A server MUST respond with a 400 (Bad Request) status code to
             # any HTTP/1.1 request message that [...] contains [...] a Host header field with
             # an invalid field value." Apps build absolute URLs and redirects from it.
-            if not _HOST.fullmatch(value):
+            if _host_match(value) is None:
                 raise ProtocolError(400, "invalid Host header")
         elif lower == b"expect" and value.lower() == b"100-continue":
             self._expect_continue = True
         self._headers.append((lower, value))
 
     def on_headers_complete(self) -> None:
-        if self._replaying:
-            return
         self.in_head = False
+        if self._replaying:
+            return  # the stand-in head: the body that follows is the request before it's
         parser = self._parser
         method = parser.get_method().decode("ascii")
-        http_version = _checked_version(parser.get_http_version(), self._chunked)
+        http_version = parser.get_http_version()
+        if http_version != "1.1":
+            http_version = _checked_version(http_version, self._chunked)
         # RFC 9112 §3.2: "A server MUST respond with a 400 (Bad Request) status code to any
         # HTTP/1.1 request message that lacks a Host header field and to any request message
         # that contains more than one Host header field line".
         if self._hosts > 1 or (self._hosts == 0 and http_version == "1.1"):
             raise ProtocolError(400, "a request needs exactly one Host header")
         target = bytes(self._target)
-        path, query = self._split_target(method, target)
+        if target[:1] == b"/" and b"#" not in target:
+            path, _, query = target.partition(b"?")  # origin-form: nearly every request
+        else:
+            path, query = self._split_target(method, target)
         upgrade = parser.should_upgrade() and method != "CONNECT"
         self._upgrading = upgrade and _asks_for_websocket(self._headers)
         self._body_follows = (
@@ -346,11 +349,10 @@ class RequestParser:
 #: RFC 9112 §3.2 / RFC 3986 §3.2.2: ``uri-host [ ":" port ]``, an IP literal or a reg-name
 #: (unreserved, percent-encoded and sub-delims characters); empty is allowed.
 _HOST = re.compile(rb"(?:\[[0-9A-Fa-f:.vV]+\]|[A-Za-z0-9\-._~%!$&'()*+,;=]*)(?::[0-9]*)?")
+_host_match = _HOST.fullmatch  # ~0.3 µs a request: faster than any translate-based check
 
 
 def _checked_version(version: str, chunked: bool) -> str:
-    if version == "1.1":
-        return version
     if version == "1.0":
         # RFC 9112 §6.1: "A server or client that receives an HTTP/1.0 message containing a
         # Transfer-Encoding header field MUST treat the message as if the framing is faulty".
