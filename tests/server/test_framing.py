@@ -48,3 +48,15 @@ def test_response_framing_head_and_204_have_no_body() -> None:
 def test_response_header_injection_is_refused(headers: list[tuple[bytes, bytes]]) -> None:
     with pytest.raises(ValueError):
         ResponseFraming("GET", "1.1", True).head(200, headers)
+
+
+@pytest.mark.parametrize(
+    ("status", "line"),
+    [
+        (200, b"HTTP/1.1 200 OK\r\n"),
+        (404, b"HTTP/1.1 404 Not Found\r\n"),
+        (299, b"HTTP/1.1 299 \r\n"),
+    ],
+)
+def test_status_line_has_the_registered_reason_or_none(status: int, line: bytes) -> None:
+    assert ResponseFraming("GET", "1.1", True).head(status, []).startswith(line)

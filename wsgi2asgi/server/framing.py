@@ -63,7 +63,7 @@ class ResponseFraming:
             raise ValueError(f"invalid status {status}")
         if status < 200 or status in (204, 304):
             self.no_body = True
-        lines = [b"HTTP/1.1 %d %s\r\n" % (status, _reason(status))]
+        lines = [_status_line(status)]
         has_length = False
         connection_close = False
         app_server = False
@@ -135,11 +135,16 @@ class ResponseFraming:
         return b""
 
 
-def _reason(status: int) -> bytes:
-    try:
-        return HTTPStatus(status).phrase.encode("ascii")
-    except ValueError:
-        return b""
+#: The status line of every registered status, built once (not per response).
+_STATUS_LINES = {
+    int(status): b"HTTP/1.1 %d %s\r\n" % (status, status.phrase.encode("ascii"))
+    for status in HTTPStatus
+}
+
+
+def _status_line(status: int) -> bytes:
+    line = _STATUS_LINES.get(status)
+    return line if line is not None else b"HTTP/1.1 %d \r\n" % status
 
 
 _date_cache: tuple[int, bytes] = (0, b"")
@@ -158,7 +163,7 @@ def error_response(status: int, reason: str) -> bytes:
     """A complete plain-text error response that closes the connection."""
     body = f"{HTTPStatus(status).phrase}: {reason}\n".encode()
     return (
-        b"HTTP/1.1 %d %s\r\ncontent-type: text/plain; charset=utf-8\r\n"
+        b"%scontent-type: text/plain; charset=utf-8\r\n"
         b"content-length: %d\r\nconnection: close\r\ndate: %s\r\nserver: wsgi2asgi\r\n\r\n%s"
-        % (status, _reason(status), len(body), http_date(), body)
+        % (_status_line(status), len(body), http_date(), body)
     )
