@@ -658,15 +658,21 @@ def test_each_request_gets_its_own_copy_of_the_state() -> None:
 # -- life cycle, ASGI 2 --------------------------------------------------------------------------
 
 
+def threads_started_since(before: set[threading.Thread]) -> list[threading.Thread]:
+    """Threads alive now that were not in ``before``. Unlike a count, threads of earlier tests
+    that end meanwhile (an idle pool thread retiring after 60 s) do not disturb it."""
+    return [thread for thread in threading.enumerate() if thread not in before]
+
+
 def test_close_stops_the_thread_and_later_requests_get_503() -> None:
-    baseline = threading.active_count()
+    before = set(threading.enumerate())
     adapter = asgi_to_wsgi(make_starlette([]))
-    assert threading.active_count() == baseline  # started lazily
+    assert threads_started_since(before) == []  # started lazily
     assert call(adapter, PATH_INFO="/hello")[0] == "200 OK"
-    assert threading.active_count() == baseline + 1
+    assert len(threads_started_since(before)) == 1
     adapter.close()
     adapter.close()
-    assert threading.active_count() == baseline
+    assert threads_started_since(before) == []
     assert call(adapter, PATH_INFO="/hello")[0] == "503 Service Unavailable"
     with pytest.raises(RuntimeError, match="closed"):
         adapter.start()
@@ -865,7 +871,7 @@ class ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
 
 @pytest.fixture
 def wsgiref_url() -> Iterator[str]:
-    baseline = threading.active_count()
+    before = set(threading.enumerate())
     adapter = asgi_to_wsgi(make_starlette([]))
     server = make_server(
         "127.0.0.1", 0, adapter, server_class=ThreadingWSGIServer, handler_class=QuietHandler
@@ -879,7 +885,7 @@ def wsgiref_url() -> Iterator[str]:
         thread.join()
         server.server_close()
         adapter.close()
-    assert threading.active_count() == baseline
+    assert threads_started_since(before) == []  # the request threads and the loop thread
 
 
 def read_events_released_midway(base_url: str, key: str) -> list[str]:

@@ -74,6 +74,7 @@ def reading_wsgi(environ: dict[str, Any], start_response: StartResponse) -> Iter
     except OSError as exc:  # ClientDisconnected
         lifecycle.append(f"read: {type(exc).__name__}")
         raise
+    lifecycle.append("read")
     time.sleep(0.2)  # the client may leave meanwhile
     start_response("200 OK", [("Content-Type", "text/plain")])
     return Tracked("read", None) if body else Tracked("read-empty", None)
@@ -202,7 +203,7 @@ HEAD_100 = b"POST /read/ HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n"
             HEAD_100 + b"Expect: 100-continue\r\n\r\n",
             ["called", "read: ClientDisconnected"],
         ),
-        ("before-response", HEAD_100 + b"\r\n" + b"x" * 100, ["called", "closed: read"]),
+        ("before-response", HEAD_100 + b"\r\n" + b"x" * 100, ["called", "read", "closed: read"]),
         # Reading is paused while a pipelined request waits, so the server learns of the
         # close only when it writes: the queued request may run or not, but ends either way.
         ("with-a-pipelined-request-queued", (HEAD_100 + b"\r\n" + b"x" * 100) * 2, None),
@@ -217,7 +218,13 @@ def test_client_vanishing_at_every_stage_frees_the_worker_and_runs_close(
         sock.sendall(sent)
         if stage == "awaiting-100-continue":
             assert sock.recv(100).startswith(b"HTTP/1.1 100 Continue")
-        time.sleep(0.1)  # the app is called and blocks (reading, or working)
+        # Leave at the stage named: once the app is called (blocked reading), or once it has
+        # read the whole body (working on the response); not on a timer.
+        stage_reached = "read" if stage == "before-response" else "called"
+        if expected is None or stage_reached in expected:
+            deadline = time.monotonic() + 10
+            while stage_reached not in lifecycle and time.monotonic() < deadline:
+                time.sleep(0.005)
 
     def ended() -> bool:
         # Every call of the app ended: its read raised ClientDisconnected or close() ran.

@@ -1,78 +1,140 @@
-"""``Keepalive``: the WebSocket ping timer, on a real event loop with short intervals."""
+"""``Keepalive``: the WebSocket ping timer, on a clock the test moves by hand (no sleeping)."""
 
 from __future__ import annotations
 
-import asyncio
+import heapq
+import itertools
+from collections.abc import Callable
 
 from wsgi2asgi.server.keepalive import Keepalive
 
 
+class Handle:
+    def __init__(self, when: float, callback: Callable[[], None]) -> None:
+        self.when, self.callback, self.cancelled = when, callback, False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class ManualLoop:
+    """The two event-loop methods ``Keepalive`` uses, on a clock that only ``advance`` moves."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self._timers: list[tuple[float, int, Handle]] = []
+        self._order = itertools.count()
+
+    def time(self) -> float:
+        return self.now
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> Handle:
+        handle = Handle(self.now + delay, callback)
+        heapq.heappush(self._timers, (handle.when, next(self._order), handle))
+        return handle
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock, running each timer that falls due, at its own time."""
+        end = self.now + seconds
+        while self._timers and self._timers[0][0] <= end:
+            when, _, handle = heapq.heappop(self._timers)
+            self.now = when
+            if not handle.cancelled:
+                handle.callback()
+        self.now = end
+
+    def pending(self) -> int:
+        return sum(not handle.cancelled for _, _, handle in self._timers)
+
+
 def watch(
     interval: float, timeout: float | None, behind: list[bool] | None = None
-) -> tuple[Keepalive, list[str]]:
+) -> tuple[ManualLoop, Keepalive, list[str]]:
+    loop = ManualLoop()
     events: list[str] = []
+
+    def ping() -> None:
+        events.append(f"ping at {loop.now:g}")
+
+    def timed_out() -> None:
+        events.append(f"timeout at {loop.now:g}")
+
     keepalive = Keepalive(
-        asyncio.get_running_loop(),
+        loop,  # type: ignore[arg-type]
         interval,
         timeout,
-        ping=lambda: events.append("ping"),
-        on_timeout=lambda: events.append("timeout"),
+        ping=ping,
+        on_timeout=timed_out,
         app_behind=lambda: bool(behind and behind[0]),
     )
     keepalive.start()
-    return keepalive, events
+    return loop, keepalive, events
 
 
-async def test_keepalive_never_pings_a_client_that_keeps_talking() -> None:
-    keepalive, events = watch(0.3, 0.3)
-    for _ in range(12):  # 0.6 s of traffic, a frame every 0.05 s
-        await asyncio.sleep(0.05)
+def talk(loop: ManualLoop, keepalive: Keepalive, every: float, until: float) -> None:
+    while loop.now + every <= until:
+        loop.advance(every)
         keepalive.seen()
-    keepalive.stop()
+
+
+def test_keepalive_never_pings_a_client_that_keeps_talking() -> None:
+    loop, keepalive, events = watch(20, 20)
+    talk(loop, keepalive, every=5, until=300)
     assert events == []
+    assert loop.pending() == 1  # one timer, re-armed, never one per frame
 
 
-async def test_keepalive_pings_a_silent_client_and_gives_up_on_it() -> None:
-    keepalive, events = watch(0.05, 0.1)
-    while "timeout" not in events:
-        await asyncio.sleep(0.01)
-    keepalive.stop()
-    assert events == ["ping", "timeout"]
+def test_keepalive_pings_a_silent_client_and_gives_up_on_it() -> None:
+    loop, _, events = watch(20, 10)
+    loop.advance(100)
+    assert events == ["ping at 20", "timeout at 30"]
 
 
-async def test_keepalive_an_answer_after_the_ping_keeps_the_connection() -> None:
-    keepalive, events = watch(0.05, 0.5)
-    while not events:
-        await asyncio.sleep(0.01)
-    keepalive.seen()  # the pong
-    while events.count("ping") < 2:  # silent again: pinged again, not timed out
-        await asyncio.sleep(0.01)
-    keepalive.stop()
-    assert events == ["ping", "ping"]
+def test_keepalive_counts_silence_from_the_last_frame() -> None:
+    loop, keepalive, events = watch(20, 10)
+    loop.advance(15)
+    keepalive.seen()  # silent from 15 on: the ping is due at 35, not 20
+    loop.advance(25)
+    assert events == ["ping at 35"]
 
 
-async def test_keepalive_without_a_timeout_pings_but_never_gives_up() -> None:
-    keepalive, events = watch(0.03, None)
-    while events.count("ping") < 3:
-        await asyncio.sleep(0.01)
-    keepalive.stop()
-    assert set(events) == {"ping"}
+def test_keepalive_an_answer_after_the_ping_keeps_the_connection() -> None:
+    loop, keepalive, events = watch(20, 10)
+    loop.advance(25)
+    keepalive.seen()  # the pong, 5 s after the ping
+    loop.advance(100)
+    # Silent again from 25: pinged at 45, and this time never answered.
+    assert events == ["ping at 20", "ping at 45", "timeout at 55"]
 
 
-async def test_keepalive_timeout_waits_while_the_app_is_behind() -> None:
+def test_keepalive_without_a_timeout_pings_but_never_gives_up() -> None:
+    loop, _, events = watch(20, None)
+    loop.advance(70)
+    assert events == ["ping at 20", "ping at 40", "ping at 60"]
+
+
+def test_keepalive_timeout_waits_while_the_app_is_behind() -> None:
     behind = [True]  # the server stopped reading: the pong may be unread in the socket
-    keepalive, events = watch(0.03, 0.05, behind)
-    await asyncio.sleep(0.4)
-    assert events == ["ping"]
-    behind[0] = False
-    while "timeout" not in events:
-        await asyncio.sleep(0.01)
-    keepalive.stop()
-    assert events == ["ping", "timeout"]
+    loop, _, events = watch(20, 10, behind)
+    loop.advance(200)
+    assert events == ["ping at 20"]
+    behind[0] = False  # the app caught up, reading resumed, and still nothing came
+    loop.advance(10)
+    assert events == ["ping at 20", "timeout at 210"]
 
 
-async def test_keepalive_stop_cancels_the_timer() -> None:
-    keepalive, events = watch(0.02, 0.02)
+def test_keepalive_stop_cancels_the_timer() -> None:
+    loop, keepalive, events = watch(20, 10)
     keepalive.stop()
-    await asyncio.sleep(0.15)
-    assert events == []
+    loop.advance(100)
+    assert events == [] and loop.pending() == 0
+
+
+def test__manual_loop_runs_timers_in_order() -> None:
+    loop = ManualLoop()
+    seen: list[str] = []
+    loop.call_later(2, lambda: seen.append("b"))
+    loop.call_later(1, lambda: seen.append("a"))
+    loop.call_later(3, lambda: seen.append("c")).cancel()
+    loop.advance(5)
+    assert seen == ["a", "b"] and loop.now == 5
