@@ -35,6 +35,8 @@ def parse(pieces: list[bytes], budget: int | None = None) -> tuple[list[object],
             events.extend(parser.feed(piece, budget))
         while parser.held:
             events.extend(parser.feed(b"", budget))
+        if parser.failed is not None:
+            raise parser.failed
     except ProtocolError as error:
         assert 400 <= error.status < 500 or error.status == 505, error.status
         return events, error.status

@@ -114,14 +114,29 @@ def test_an_upgrade_other_than_websocket_is_ignored_and_read_as_http(
     assert not any(isinstance(e, Request) and e.upgrade for e in events)
 
 
-def test_an_ignored_upgrade_with_connection_close_refuses_data_after_it() -> None:
+@pytest.mark.parametrize("version", [b"1.1", b"1.0"])
+def test_an_ignored_upgrade_that_closes_keeps_its_body_and_refuses_what_follows(
+    version: bytes,
+) -> None:
     data = (
-        b"POST /a HTTP/1.1\r\nHost: h\r\nConnection: close, upgrade\r\nUpgrade: h2c\r\n"
-        b"Content-Length: 2\r\n\r\nhiGET /b HTTP/1.1\r\nHost: h\r\n\r\n"
+        b"POST /a HTTP/%s\r\nHost: h\r\nConnection: close, upgrade\r\nUpgrade: h2c\r\n"
+        b"Content-Length: 2\r\n\r\nhiGET /b HTTP/1.1\r\nHost: h\r\n\r\n" % version
     )
-    with pytest.raises(ProtocolError) as info:
-        RequestParser(Limits()).feed(data)
-    assert info.value.status == 400
+    parser = RequestParser(Limits())
+    assert requests_and_bodies(parser.feed(data)) == [(b"/a", b"hi")]  # answered first
+    assert parser.failed is not None and parser.failed.status == 400  # then the 400
+    with pytest.raises(ProtocolError):
+        parser.feed(b"")
+
+
+def test_a_request_cut_by_an_error_is_dropped_and_the_ones_before_it_kept() -> None:
+    bad_body = b"POST /c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"
+    parser = RequestParser(Limits())
+    events = parser.feed(GOOD + GOOD + bad_body)
+    assert requests_and_bodies(events) == [(b"/a%20b?x=1", b"hello")] * 2  # not /c's head
+    assert parser.failed is not None
+    with pytest.raises(ProtocolError):  # alone, a malformed request raises at once
+        RequestParser(Limits()).feed(bad_body)
 
 
 def test_a_websocket_upgrade_keeps_the_bytes_behind_its_head() -> None:
@@ -228,6 +243,9 @@ def test_expect_100_continue_is_ignored_for_http10() -> None:
         (b"GET / HTTP/1.1\r\nHost: a?b\r\n\r\n", 400),
         (b"GET /a?b#c HTTP/1.1\r\nHost: h\r\n\r\n", 400),  # a fragment, in the query
         (b"GET http://user@real/x HTTP/1.1\r\nHost: h\r\n\r\n", 400),  # userinfo
+        (b"GET ftp://real/x HTTP/1.1\r\nHost: h\r\n\r\n", 400),  # not http(s)
+        (b"GET http:///x HTTP/1.1\r\nHost: h\r\n\r\n", 400),  # no host
+        (b"GET / HTTP/1.1\r\nHost: h\r\nX\x01: v\r\n\r\n", 400),  # a control in a name
     ],
 )
 def test_versions_and_hosts_refused(data: bytes, status: int) -> None:

@@ -398,6 +398,28 @@ def test_pipelined_requests_with_bodies_past_the_parse_budget_keep_every_body(
     assert bodies == [*expected, b"POST /c  2:ok", b"GET /last  0:"]
 
 
+def test_a_malformed_request_held_behind_a_long_pipeline_gets_400_after_the_others(
+    server: Running,
+) -> None:
+    good = b"".join(b"GET /%d HTTP/1.1\r\nHost: a\r\n\r\n" % i for i in range(300))
+    data = raw(server.port, good + b"GET / HTTP/1.1\r\nHost: a\r\nBad Name: x\r\n\r\n")
+    statuses = [status_of(b"HTTP/1.1 " + part) for part in data.split(b"HTTP/1.1 ")[1:]]
+    # The ones parsed before it are answered, in order; then the 400, and the connection closes.
+    assert statuses[-1] == 400 and set(statuses[:-1]) == {200} and len(statuses) > 16
+    assert data.endswith(b"Invalid header token\n")
+    assert statuses.count(200) == 300  # every request before it, none lost
+
+
+def test_a_malformed_pipelined_request_does_not_cut_the_running_response(server: Running) -> None:
+    data = raw(
+        server.port,
+        b"GET /stream HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+    )
+    first, _, second = data.partition(b"0\r\n\r\n")  # the end of the chunked response
+    assert status_of(first) == 200 and b"part0;" in first and b"part2;" in first
+    assert status_of(second) == 400 and second.endswith(b"exactly one Host header\n")
+
+
 def test_body_over_the_limit_is_413(serve: Serve) -> None:
     running = serve(echo_app, max_body=10)
     declared = raw(running.port, b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\n\r\n")

@@ -107,6 +107,7 @@ class RequestParser:
         self.in_head = False  #: inside a request head (for the header-read timeout)
         self.held = b""  #: bytes not parsed yet: ``feed``'s ``max_requests`` was reached
         self.upgrade_data = b""  #: bytes after a WebSocket upgrade's head
+        self.failed: ProtocolError | None = None  #: malformed input behind returned events
         self._upgrading = False  # the request just parsed is a WebSocket upgrade
         self._in_body = False
         self._body_follows = False  # an ignored upgrade's body is still to be parsed
@@ -134,9 +135,15 @@ class RequestParser:
         requests into one packet makes the server hold. A body with a known length is never
         cut into slices.
 
+        Malformed input behind whole requests (a bad one pipelined after good ones): the whole
+        requests' events are returned and the error is kept in :attr:`failed`, so that they can
+        still be answered; the next call raises it. A request cut by the error is dropped.
+
         Raises:
-            ProtocolError: malformed input or a limit exceeded.
+            ProtocolError: malformed input or a limit exceeded, with no event before it.
         """
+        if self.failed is not None:
+            raise self.failed
         if self.held:
             data, self.held = self.held + data, b""
         self._requests = 0
@@ -145,15 +152,15 @@ class RequestParser:
                 self._execute(data)  # one slice at most: max_requests is passed by no more
             else:
                 self._feed_slices(data, max_requests)
-        except ProtocolError:
-            raise
-        except httptools.HttpParserCallbackError as exc:
-            cause = exc.__context__
-            if isinstance(cause, ProtocolError):
-                raise cause from None
-            raise ProtocolError(400, "invalid request") from exc
-        except httptools.HttpParserError as exc:
-            raise ProtocolError(400, f"malformed request: {exc}") from None
+        except (ProtocolError, httptools.HttpParserError) as exc:
+            # Only whole requests before the error survive: a request whose own body is
+            # malformed never reaches the app.
+            whole = _through_last_end(self._events)
+            self._events = []
+            if not whole:
+                raise _protocol_error(exc) from None
+            self.failed, self.held = _protocol_error(exc), b""  # nothing after it is trusted
+            return whole
         events, self._events = self._events, []
         return events
 
@@ -196,6 +203,9 @@ class RequestParser:
 
     def _stand_in_head(self) -> bytes:
         self._replaying, self._body_follows = True, False
+        # A fresh parser: after a "Connection: close" request llhttp takes no more bytes, not
+        # even its stand-in body; the stand-in carries the same keep-alive for what follows.
+        self._parser = httptools.HttpRequestParser(self)
         if self._chunked:
             framing = b"transfer-encoding: chunked"
         else:
@@ -303,7 +313,11 @@ class RequestParser:
         )
 
     def _split_target(self, method: str, target: bytes) -> tuple[bytes, bytes]:
-        """The raw path and query of a request target (RFC 9112 §3.2)."""
+        """The raw path and query of a target that is not a plain origin-form one (§3.2).
+
+        ``on_headers_complete`` splits origin-form targets (``/path?query``) without a ``#``
+        itself; every other target comes here.
+        """
         if target == b"*":
             if method != "OPTIONS":
                 raise ProtocolError(400, "asterisk-form target is only for OPTIONS")
@@ -312,9 +326,6 @@ class RequestParser:
         # either), so one target cannot mean different resources to us and to a proxy.
         if b"#" in target:
             raise ProtocolError(400, "a request target cannot have a fragment")
-        if target.startswith(b"/"):
-            path, _, query = target.partition(b"?")
-            return path, query
         try:
             url = httptools.parse_url(target)
         except httptools.HttpParserInvalidURLError:
@@ -344,6 +355,23 @@ class RequestParser:
             return  # llhttp skipped the body of an ignored upgrade: the stand-in reads it
         self._replaying = self._in_body = False
         self._events.append(EndOfMessage())
+
+
+def _through_last_end(events: list[Event]) -> list[Event]:
+    for index in range(len(events) - 1, -1, -1):
+        if isinstance(events[index], EndOfMessage):
+            return events[: index + 1]
+    return []
+
+
+def _protocol_error(exc: Exception) -> ProtocolError:
+    """The 4xx for what the parser raised (llhttp's errors, or ours from a callback)."""
+    if isinstance(exc, ProtocolError):
+        return exc
+    if isinstance(exc, httptools.HttpParserCallbackError):
+        cause = exc.__context__
+        return cause if isinstance(cause, ProtocolError) else ProtocolError(400, "invalid request")
+    return ProtocolError(400, f"malformed request: {exc}")
 
 
 #: RFC 9112 §3.2 / RFC 3986 §3.2.2: ``uri-host [ ":" port ]``, an IP literal or a reg-name

@@ -6,7 +6,8 @@ Rules this module keeps:
   the socket is paused while any wait (responses therefore go out in order, RFC 9112 §9.3.2).
   At most ``MAX_PIPELINE`` requests are parsed ahead; the bytes after them stay unparsed.
 * A malformed request gets its 4xx from :mod:`wsgi2asgi.server.http11` and the connection is
-  closed; the app never sees it.
+  closed; the app never sees it. Requests pipelined before it are answered first (the one
+  running, and those queued), so a client's garbage does not cut its own earlier responses.
 * Timeouts: an idle keep-alive connection closes after ``timeout_keep_alive``; a request head
   not complete within ``timeout_request_header`` of its first byte (slowloris) closes too; a
   request body that stalls — no bytes for ``timeout_request_body`` while the server is reading
@@ -85,6 +86,7 @@ class HTTPProtocol(asyncio.Protocol):
         self._in_head = False
         self._reading_paused = False
         self.upgraded: Any = None  # the WebSocket session after an upgrade
+        self.error: ProtocolError | None = None  # malformed input behind the running request
 
     # -- asyncio.Protocol ---------------------------------------------------------------------
 
@@ -150,6 +152,9 @@ class HTTPProtocol(asyncio.Protocol):
             if self.transport is None or self.transport.is_closing():
                 self._stop_body_clock()
                 return
+        if self.parser.failed is not None:
+            self._reject(self.parser.failed)  # behind the requests just parsed: after them
+            return
         if self.upgraded is not None:
             if self.parser.upgrade_data:
                 # Bytes that came right behind the upgrade's head: the new protocol's.
@@ -190,6 +195,7 @@ class HTTPProtocol(asyncio.Protocol):
             self._reading_paused
             and not self.waiting
             and not self.parser.held
+            and self.error is None
             and self.transport is not None
         ):
             self._reading_paused = False
@@ -272,6 +278,9 @@ class HTTPProtocol(asyncio.Protocol):
         if self.waiting:
             _, following = self.waiting.popleft()
             self._start(following)
+        elif self.error is not None:
+            self._reject(self.error)  # everything before the malformed request is answered
+            return
         if self.parser.held:
             self._parse(b"")  # requests held back from a long pipeline
             if self.closing:
@@ -310,6 +319,9 @@ class HTTPProtocol(asyncio.Protocol):
     def _reject(self, error: ProtocolError) -> None:
         logger.info("rejected request from %s: %s", self.client, error)
         cycle = self.cycle
+        if cycle is not None and self.parsing is not cycle and not cycle.disconnected:
+            self._defer(error)
+            return
         for _, waiting in self.waiting:
             waiting.lost()
         if cycle is None or not cycle.response_started:
@@ -321,6 +333,19 @@ class HTTPProtocol(asyncio.Protocol):
         self.closing = True
         if self.transport is not None:
             self.transport.close()
+
+    def _defer(self, error: ProtocolError) -> None:
+        """The error is in a request behind the running one (pipelined): that one, and the
+        queued ones parsed before the error, are answered first; then the 4xx and the close.
+        Nothing after the error is parsed: the stream is no longer trustworthy."""
+        broken = self.parsing  # a queued request whose own body turned out malformed
+        if broken is not None:
+            broken.lost()
+            self.waiting = collections.deque(item for item in self.waiting if item[1] is not broken)
+            self.parsing = None
+        self.error = error
+        self.parser.held = b""
+        self.pause_reading()
 
     # -- timers ------------------------------------------------------------------------------
 
