@@ -410,6 +410,21 @@ def test_a_malformed_request_held_behind_a_long_pipeline_gets_400_after_the_othe
     assert statuses.count(200) == 300  # every request before it, none lost
 
 
+def test_a_queued_request_whose_body_turns_out_malformed_is_dropped_the_others_answered(
+    server: Running,
+) -> None:
+    # The chunked body is cut in 2 KiB slices: its end, malformed, is parsed only after the
+    # requests ahead of it (held back by the pipelining bound) have been answered.
+    gets = b"".join(b"GET /g%d HTTP/1.1\r\nHost: a\r\n\r\n" % i for i in range(20))
+    chunk = b"x" * 1000
+    body = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(6)) + b"zz\r\n"
+    post = b"POST /bad HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n" + body
+    data = raw(server.port, b"GET /slow HTTP/1.1\r\nHost: a\r\n\r\n" + gets + post)
+    statuses = [status_of(b"HTTP/1.1 " + part) for part in data.split(b"HTTP/1.1 ")[1:]]
+    assert statuses == [200] * 21 + [400]
+    assert [scope["path"] for scope in seen_by_app][-1] == "/g19"  # /bad: never answered
+
+
 def test_a_malformed_pipelined_request_does_not_cut_the_running_response(server: Running) -> None:
     data = raw(
         server.port,
