@@ -14,6 +14,7 @@ gives the server's RSS growth (``/proc``), the median of the rounds, and what th
 through. Less is better; a bounded server grows by its buffers, not by what is sent. Run::
 
     python benchmarks/hostile.py --rounds 3
+    python benchmarks/hostile.py --rounds 3 --tls    # the same over TLS (trustme certificate)
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ import argparse
 import base64
 import os
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -68,8 +71,32 @@ def send_until_stuck(sock: socket.socket, data: bytes, limit: int) -> int:
     return sent
 
 
+#: With --tls: the client side's context, and the server's --ssl-keyfile/--ssl-certfile flags.
+TLS: tuple[ssl.SSLContext, list[str]] | None = None
+
+
+def connect(port: int, timeout: float | None = None) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    return TLS[0].wrap_socket(sock, server_hostname="127.0.0.1") if TLS else sock
+
+
+def use_tls(directory: str) -> None:
+    """Make a throwaway certificate authority and a certificate for 127.0.0.1 (trustme)."""
+    global TLS
+    import trustme
+
+    authority = trustme.CA()
+    certificate = authority.issue_cert("127.0.0.1")
+    key, cert = os.path.join(directory, "key.pem"), os.path.join(directory, "cert.pem")
+    certificate.private_key_pem.write_to_path(key)
+    certificate.cert_chain_pems[0].write_to_path(cert)
+    context = ssl.create_default_context()
+    authority.configure_trust(context)
+    TLS = (context, ["--ssl-keyfile", key, "--ssl-certfile", cert])
+
+
 def websocket(port: int, path: bytes) -> socket.socket:
-    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock = connect(port, timeout=10)
     key = base64.b64encode(os.urandom(16))
     sock.sendall(
         b"GET %s HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -87,7 +114,7 @@ def pipeline(port: int, keep: list[socket.socket]) -> int:
     data = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n" * 10_000
     sent = 0
     for _ in range(20):
-        sock = socket.create_connection(("127.0.0.1", port))
+        sock = connect(port)
         keep.append(sock)
         sent += send_until_stuck(sock, data, len(data))
     return sent
@@ -116,6 +143,7 @@ def run_one(server: str, case: str) -> tuple[float, float]:
     """(RSS growth in MiB, MiB the clients got through) for one flood on a fresh server."""
     port = free_port()
     command = [part.replace("{port}", str(port)) for part in SERVERS[server]]
+    command += TLS[1] if TLS else []
     process = subprocess.Popen(command, cwd=ROOT, stderr=subprocess.DEVNULL)
     keep: list[socket.socket] = []
     try:
@@ -142,7 +170,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--cases", default=",".join(CASES))
+    parser.add_argument("--tls", action="store_true", help="serve and flood over TLS")
     args = parser.parse_args()
+    if args.tls:
+        use_tls(tempfile.mkdtemp())
     print("| flood | server | RSS growth, MiB (median) | client got through, MiB |")
     print("| --- | --- | ---: | ---: |")
     for case in args.cases.split(","):
