@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from wsgi2asgi.headers import valid_name
 from wsgi2asgi.server.http11 import (
     SLICE,
     Body,
@@ -252,6 +253,24 @@ def test_versions_and_hosts_refused(data: bytes, status: int) -> None:
     with pytest.raises(ProtocolError) as info:
         RequestParser(Limits()).feed(data)
     assert info.value.status == status
+
+
+@pytest.mark.parametrize("byte", [*range(0x00, 0x09), *range(0x0A, 0x20), 0x7F])
+def test_every_control_character_in_a_header_value_is_refused(byte: int) -> None:
+    # llhttp's strict mode is what enforces this (the parser adds no check of its own).
+    data = b"GET / HTTP/1.1\r\nHost: h\r\nX: a%sb\r\n\r\n" % bytes([byte])
+    with pytest.raises(ProtocolError):
+        RequestParser(Limits()).feed(data)
+
+
+NON_TOKEN = [b for b in range(0x100) if not valid_name(bytes([b])) and b != ord(":")]
+
+
+@pytest.mark.parametrize("byte", NON_TOKEN)
+def test_every_non_token_character_in_a_header_name_is_refused(byte: int) -> None:
+    data = b"GET / HTTP/1.1\r\nHost: h\r\nX%sY: v\r\n\r\n" % bytes([byte])
+    with pytest.raises(ProtocolError):
+        RequestParser(Limits()).feed(data)
 
 
 @pytest.mark.parametrize(
