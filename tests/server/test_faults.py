@@ -345,10 +345,19 @@ def test_the_stack_leaves_no_memory_behind_across_faults_and_disconnects(
             if time.monotonic() > deadline:
                 break
             time.sleep(0.01)
+        # The WSGI worker threads may still be closing the last responses: wait until no
+        # close() has come for a while, so that a round does not end with work in flight.
+        settled, seen = 0, -1
+        while settled < 5 and time.monotonic() < deadline:
+            settled = settled + 1 if len(Tracked.closed) == seen else 0
+            seen = len(Tracked.closed)
+            time.sleep(0.02)
         Tracked.closed.clear()
 
     logging.disable(logging.CRITICAL)
     try:
-        assert_no_leak(run_round)
+        # Six rounds: the median of what each adds still sees a leak (it grows every round),
+        # and one or two rounds ending on a busy machine no longer decide the outcome.
+        assert_no_leak(run_round, rounds=6)
     finally:
         logging.disable(logging.NOTSET)
