@@ -20,7 +20,6 @@ through. Less is better; a bounded server grows by its buffers, not by what is s
 from __future__ import annotations
 
 import argparse
-import base64
 import os
 import socket
 import ssl
@@ -35,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere: the tests' loopback helpers
 
-from tests.loopback import free_port, websocket_frame  # noqa: E402
+from tests.loopback import free_port, websocket_frame, websocket_upgrade  # noqa: E402
 
 PY = sys.executable
 APP = "benchmarks.apps:slow"
@@ -97,11 +96,7 @@ def use_tls(directory: str) -> None:
 
 def websocket(port: int, path: bytes) -> socket.socket:
     sock = connect(port, timeout=10)
-    key = base64.b64encode(os.urandom(16))
-    sock.sendall(
-        b"GET %s HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        b"Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n" % (path, key)
-    )
+    sock.sendall(websocket_upgrade(path))
     head = b""
     while b"\r\n\r\n" not in head:
         head += sock.recv(4096)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import os
 import socket
 import struct
 
@@ -26,3 +28,12 @@ def websocket_frame(opcode: int, payload: bytes) -> bytes:
     else:
         head = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, size)
     return head + b"\x00\x00\x00\x00" + payload
+
+
+def websocket_upgrade(path: bytes = b"/echo") -> bytes:
+    """A valid WebSocket opening handshake for ``path``, with a fresh key (RFC 6455 §4.1)."""
+    key = base64.b64encode(os.urandom(16))
+    return (
+        b"GET %s HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n" % (path, key)
+    )

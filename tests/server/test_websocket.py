@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import os
 import socket
 import struct
 import threading
@@ -16,7 +14,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
-from tests.loopback import websocket_frame
+from tests.loopback import websocket_frame, websocket_upgrade
 from tests.server.conftest import Running, raw
 
 Serve = Callable[..., Running]
@@ -116,14 +114,6 @@ def test_oversized_message_closes_with_1009(server: Running) -> None:
     assert info.value.rcvd is not None and info.value.rcvd.code == 1009
 
 
-def upgrade_request(path: bytes = b"/echo") -> bytes:
-    key = base64.b64encode(os.urandom(16))
-    return (
-        b"GET %s HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        b"Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n" % (path, key)
-    )
-
-
 def handshake(port: int, *, sndbuf: int | None = None) -> socket.socket:
     """Connect and upgrade; ``sndbuf`` caps the client's kernel send buffer."""
     sock = socket.socket()
@@ -131,7 +121,7 @@ def handshake(port: int, *, sndbuf: int | None = None) -> socket.socket:
     if sndbuf is not None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)  # before connecting
     sock.connect(("127.0.0.1", port))
-    sock.sendall(upgrade_request())
+    sock.sendall(websocket_upgrade())
     data = b""
     while b"\r\n\r\n" not in data:
         data += sock.recv(4096)
@@ -245,12 +235,8 @@ def test_client_vanishing_before_the_app_accepts_gives_the_app_a_disconnect(
         seen.append((await receive())["type"])
 
     running = serve(slow_to_accept, lifespan="off")
-    key = base64.b64encode(os.urandom(16))
     with socket.create_connection(("127.0.0.1", running.port), timeout=5) as sock:
-        sock.sendall(
-            b"GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            b"Sec-WebSocket-Key: " + key + b"\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        )
+        sock.sendall(websocket_upgrade(b"/ws"))
     deadline = time.monotonic() + 5
     while len(seen) < 2 and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -400,7 +386,7 @@ def test_frames_sent_before_the_accept_wait_and_arrive_in_order(serve: Serve) ->
 
     running = serve(accepts_later, lifespan="off")
     with socket.create_connection(("127.0.0.1", running.port), timeout=5) as sock:
-        sock.sendall(upgrade_request())
+        sock.sendall(websocket_upgrade())
         assert connected.wait(5)
         # Too early (RFC 6455 §4.1: the client must wait for the 101), but not lost.
         early = b"".join(websocket_frame(0x1, t) for t in (b"one", b"two", b"three"))
