@@ -618,6 +618,39 @@ def test_startup_timeout_and_failed_shutdown_are_logged(caplog: pytest.LogCaptur
         assert "disk full" in caplog.text
 
 
+def test_an_app_ignoring_the_scope_type_is_served_without_lifespan(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # #12.3: a bare Starlette Response answers the lifespan scope with http.response.start.
+    bare = PlainTextResponse("hello")
+    with caplog.at_level(logging.INFO, logger="wsgi2asgi"):
+        with asgi_to_wsgi(bare) as adapter:
+            statuses = {call(validator(adapter))[0] for _ in range(2)}
+            assert call(adapter)[2] == b"hello"
+    assert statuses == {"200 OK"}
+    assert [r.levelname for r in caplog.records] == ["INFO"]
+    assert "unsupported" in caplog.records[0].getMessage()
+    with asgi_to_wsgi(bare, lifespan="on") as adapter:  # "on" still fails loudly
+        assert call(adapter)[0] == "500 Internal Server Error"
+
+
+def test_an_app_returning_after_startup_closes_without_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # #12.4: no lifespan.shutdown.complete, because the app returned right after startup.
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await receive()
+            await send({"type": "lifespan.startup.complete"})
+            return
+        await respond(send)
+
+    with caplog.at_level(logging.WARNING, logger="wsgi2asgi"):
+        with asgi_to_wsgi(app, lifespan="on") as adapter:
+            assert call(validator(adapter))[0] == "200 OK"
+    assert caplog.records == []
+
+
 def test_concurrent_first_requests_wait_for_startup() -> None:
     async def app(scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":

@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+import logging
+
 import pytest
+from starlette.responses import Response
 
 from wsgi2asgi.lifespan import LifespanDriver, LifespanFailed
-from wsgi2asgi.typing import Receive, Scope, Send
+from wsgi2asgi.routing import Mount, Router
+from wsgi2asgi.typing import ASGIApp, Receive, Scope, Send
 
 
 async def http_only(scope: Scope, receive: Receive, send: Send) -> None:
@@ -70,3 +74,76 @@ async def test_lifespan_driver_state_is_given_to_app() -> None:
     await driver.startup()
     assert state == {"ready": 1}
     await driver.shutdown()
+
+
+# -- #12.3: an app that ignores scope["type"] ----------------------------------------------------
+
+
+async def test_lifespan_driver_app_answering_with_http_is_unsupported_in_auto(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A bare Starlette Response answers any scope, lifespan included, with http.response.start.
+    driver = LifespanDriver(Response("hello"), name="/shop")
+    with caplog.at_level(logging.DEBUG, logger="wsgi2asgi.lifespan"):
+        await driver.startup()
+        await driver.shutdown()  # nothing to do, and no error
+    assert driver.supported is False
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        (
+            "INFO",
+            "ASGI 'lifespan' unsupported by /shop (it answered 'http.response.start'):"
+            " serving it without lifespan",
+        )
+    ]
+
+
+async def test_lifespan_driver_app_answering_with_http_is_an_error_when_required() -> None:
+    driver = LifespanDriver(Response("hello"), name="/shop", required=True)
+    with pytest.raises(LifespanFailed, match="/shop.*unsupported.*'http.response.start'"):
+        await driver.startup()
+    await driver.aclose()
+
+
+async def test_router_with_an_app_answering_lifespan_with_http_starts_and_stops() -> None:
+    log: list[str] = []
+    driver = LifespanDriver(Router([Mount("/bare", Response("hi")), Mount("/app", logged(log))]))
+    await driver.startup()  # not lifespan.startup.failed
+    await driver.shutdown()
+    assert driver.supported is True
+    assert log == ["startup", "shutdown"]
+
+
+# -- #12.4: an app that returns right after startup ----------------------------------------------
+
+
+async def returns_after_startup(scope: Scope, receive: Receive, send: Send) -> None:
+    await receive()
+    await send({"type": "lifespan.startup.complete"})  # and returns: nothing to shut down
+
+
+async def test_lifespan_driver_app_returning_after_startup_counts_as_shut_down() -> None:
+    driver = LifespanDriver(returns_after_startup)
+    await driver.startup()
+    assert driver.supported is True
+    await driver.shutdown()  # no LifespanFailed
+
+
+async def test_router_with_an_app_returning_after_startup_shuts_down_cleanly() -> None:
+    log: list[str] = []
+    router = Router([Mount("/quick", returns_after_startup), Mount("/app", logged(log))])
+    driver = LifespanDriver(router)
+    await driver.startup()
+    await driver.shutdown()  # lifespan.shutdown.complete, not .failed
+    assert log == ["startup", "shutdown"]
+
+
+def logged(log: list[str]) -> ASGIApp:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        while True:
+            phase = (await receive())["type"].removeprefix("lifespan.")
+            log.append(phase)
+            await send({"type": f"lifespan.{phase}.complete"})
+            if phase == "shutdown":
+                return
+
+    return app

@@ -8,6 +8,13 @@ Rules this module keeps (ASGI spec, ``lifespan.rst``):
   message or a scope with type lifespan, the server must continue but not send any lifespan
   events." An app that raises, or returns, before answering startup is therefore *unsupported*:
   the driver reports that and carries on, unless ``required=True`` (``--lifespan on``).
+* An app that ignores ``scope["type"]`` (a bare Starlette ``Response``) answers the lifespan
+  scope with another protocol's message, such as ``http.response.start``. Its ``send`` raises
+  :class:`ASGIContractError` (as uvicorn's fails an assertion) and, during startup, the app is
+  *unsupported* too, logged in one INFO line; with ``required=True`` it is an error.
+* An app that returns without an error once startup is complete (it does not wait for
+  ``lifespan.shutdown``), or after receiving ``lifespan.shutdown`` without answering, has shut
+  down: there is nothing left to stop (uvicorn's rule). One that raised has failed.
 * ``lifespan.startup.failed`` / ``lifespan.shutdown.failed`` carry a ``message``; the driver
   raises :class:`LifespanFailed` with it.
 * ``state`` is the namespace the app may fill during startup; the server copies it into each
@@ -27,7 +34,7 @@ import asyncio
 import logging
 from typing import Any
 
-from wsgi2asgi.exceptions import LifespanFailed
+from wsgi2asgi.exceptions import ASGIContractError, LifespanFailed
 from wsgi2asgi.typing import ASGIApp, Message
 
 __all__ = ["LifespanDriver", "LifespanFailed"]
@@ -78,6 +85,8 @@ class LifespanDriver:
         }
         self._task = asyncio.create_task(self._run(scope))
         await self._exchange("startup")
+        if not self.supported:
+            await self.aclose()  # an app that ignored the scope type may still be waiting
 
     async def shutdown(self) -> None:
         """Send ``lifespan.shutdown``, wait for the answer, then for the app to return.
@@ -101,7 +110,7 @@ class LifespanDriver:
 
     async def _run(self, scope: dict[str, Any]) -> None:
         try:
-            await self.app(scope, self._inbox.get, self._outbox.put)
+            await self.app(scope, self._inbox.get, self._send)
         except BaseException as exc:  # reported through the outbox; re-raised if cancelled
             self._error = exc
             if isinstance(exc, asyncio.CancelledError):
@@ -109,6 +118,15 @@ class LifespanDriver:
         finally:
             # The app returned (or raised): wake up whoever waits for an answer.
             self._outbox.put_nowait({"type": "lifespan.returned"})
+
+    async def _send(self, message: Message) -> None:
+        kind = message.get("type")
+        if isinstance(kind, str) and kind.startswith("lifespan."):
+            await self._outbox.put(message)
+            return
+        # The app ignored scope["type"] and answered as if this were a request.
+        self._outbox.put_nowait({"type": "lifespan.foreign", "sent": kind})
+        raise ASGIContractError(f"{self.name} sent {kind!r} to the lifespan scope")
 
     async def _exchange(self, phase: str) -> None:
         await self._inbox.put({"type": f"lifespan.{phase}"})
@@ -118,21 +136,26 @@ class LifespanDriver:
             return
         if kind == f"lifespan.{phase}.failed":
             raise LifespanFailed(self.name, str(message.get("message", "")))
-        if kind == "lifespan.returned" and phase == "startup":
-            self._unsupported()
-            return
-        if kind == "lifespan.returned":
-            raise LifespanFailed(self.name, f"app returned during {phase}: {self._error!r}")
-        raise LifespanFailed(self.name, f"unexpected message {kind!r} during {phase}")
+        if phase == "startup" and kind == "lifespan.foreign":
+            self._unsupported(f"it answered {message['sent']!r}", logging.INFO)
+        elif phase == "startup" and kind == "lifespan.returned":
+            self._unsupported(repr(self._error), logging.DEBUG if self._error else logging.NOTSET)
+        elif kind == "lifespan.returned" and self._error is not None:
+            raise LifespanFailed(self.name, f"app raised {self._error!r}")
+        elif kind == "lifespan.foreign":
+            raise LifespanFailed(self.name, f"app sent {message['sent']!r} during {phase}")
+        elif kind != "lifespan.returned":  # returned cleanly: nothing left to shut down
+            raise LifespanFailed(self.name, f"unexpected message {kind!r} during {phase}")
 
-    def _unsupported(self) -> None:
+    def _unsupported(self, why: str, level: int) -> None:
         # ASGI lifespan spec: "If an exception is raised ... the server must continue but not
         # send any lifespan events." Under --lifespan on that is an error instead.
         self.supported = False
         if self.required:
-            raise LifespanFailed(self.name, f"lifespan unsupported or crashed: {self._error!r}")
-        if self._error is not None:
-            logger.debug("ASGI 'lifespan' unsupported by %s: %r", self.name, self._error)
+            raise LifespanFailed(self.name, f"lifespan unsupported or crashed: {why}")
+        if level != logging.NOTSET:
+            message = "ASGI 'lifespan' unsupported by %s (%s): serving it without lifespan"
+            logger.log(level, message, self.name, why)
 
     async def _finish(self) -> None:
         if self._task is not None:
