@@ -7,6 +7,7 @@ import logging
 from typing import Any
 from wsgiref.validate import validator
 
+import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -21,6 +22,7 @@ from wsgi2asgi.environ import (
     response_start,
 )
 from wsgi2asgi.exceptions import WSGIContractError
+from wsgi2asgi.wsgi import wsgi_to_asgi
 
 
 def make_scope(**overrides: Any) -> dict[str, Any]:
@@ -233,12 +235,34 @@ def test_bad_status_lines_are_refused(status: Any) -> None:
         ("", "v"),
         ("X-Emoji", "\U0001f600"),
         (b"X-Bytes", "v"),
-        ["X-List", "v"],
+        ("X-Int", 1),
+        ["X-List", "v", "extra"],
+        ["X-List"],
+        "X-Str: v",
+        {"X-Dict": "v"},
     ],
 )
 def test_header_injection_and_bad_headers_are_refused(header: Any) -> None:
     with pytest.raises(WSGIContractError):
         response_start("200 OK", [header])
+
+
+def test_response_start_takes_a_header_as_a_two_item_list() -> None:
+    # gunicorn, wsgiref's handler, asgiref and a2wsgi all take it (#12.5).
+    assert response_start("200 OK", [["X-Colour", "Blue"]]) == (200, [(b"x-colour", b"Blue")])
+
+
+async def test_a_header_as_a_list_reaches_the_client_through_wsgi_to_asgi() -> None:
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        # Not under wsgiref's validator: it asserts tuples, where servers take any pair.
+        start_response("200 OK", [["Content-Type", "text/plain"], ["X-Colour", "Blue"]])
+        return [b"blue"]
+
+    transport = httpx.ASGITransport(app=wsgi_to_asgi(app))
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        response = await client.get("/")
+    assert (response.status_code, response.text) == (200, "blue")
+    assert response.headers["x-colour"] == "Blue"
 
 
 def test_hop_by_hop_headers_are_dropped(caplog: pytest.LogCaptureFixture) -> None:

@@ -245,8 +245,9 @@ def response_start(status: object, headers: object) -> tuple[int, list[tuple[byt
     (404, [(b'content-type', b'text/plain')])
 
     Raises:
-        WSGIContractError: a malformed status, a header that is not a pair of native
-            strings, an invalid header name, or a value with CR, LF or NUL.
+        WSGIContractError: a malformed status, a header that is not a pair (a tuple, or a
+            two-item list) of native strings, an invalid header name, or a value with CR, LF
+            or NUL.
     """
     if not isinstance(status, str):
         raise WSGIContractError(f"status must be a str, not {type(status).__name__}")
@@ -257,8 +258,10 @@ def response_start(status: object, headers: object) -> tuple[int, list[tuple[byt
         raise WSGIContractError(f"response headers must be a list, not {type(headers).__name__}")
     result: list[tuple[bytes, bytes]] = []
     for header in headers:
-        if not (isinstance(header, tuple) and len(header) == 2):
-            raise WSGIContractError(f"a response header must be a (name, value) tuple: {header!r}")
+        # PEP 3333 asks for tuples; gunicorn, wsgiref's handler, asgiref and a2wsgi also take a
+        # two-item list (["X-Colour", "Blue"]), which some apps send: so do we.
+        if not (isinstance(header, tuple | list) and len(header) == 2):
+            raise WSGIContractError(f"a response header must be a (name, value) pair: {header!r}")
         name, value = header
         if not isinstance(name, str) or not isinstance(value, str):
             raise WSGIContractError(f"header name and value must be str: {header!r}")
