@@ -1044,3 +1044,39 @@ def test_requests_leave_no_live_objects_behind() -> None:
 
 def _failing_app(environ: Environ, start_response: Any) -> list[bytes]:
     raise RuntimeError("boom")
+
+
+async def test_the_asgi_call_returns_only_after_close_returned() -> None:
+    # #12.7: the last body message goes out first (the client loses no time), but the ASGI
+    # call returns only once close() has: the server's accounting (--limit-concurrency, the
+    # graceful-shutdown drain) and an in-process client see the request's side effects done.
+    closing, release = threading.Event(), threading.Event()
+    order: list[str] = []
+
+    class Body:
+        def __iter__(self) -> Iterator[bytes]:
+            yield b"done"
+
+        def close(self) -> None:  # Django's request_finished, a generator's finally
+            closing.set()
+            release.wait(5)
+            order.append("close() returned")
+
+    def app(environ: Environ, start_response: Any) -> Body:
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "4")])
+        return Body()
+
+    harness = Harness()
+    task = asyncio.create_task(harness.run(adapt(app)))
+    assert await asyncio.to_thread(closing.wait, 5)
+    for _ in range(500):  # the final body message is sent while close() still runs
+        if len(harness.sent) == 2:
+            break
+        await asyncio.sleep(0.01)
+    assert harness.sent[-1] == {"type": "http.response.body", "body": b"done", "more_body": False}
+    done, _ = await asyncio.wait({task}, timeout=0.2)  # a close() that takes 200 ms
+    assert not done, "the ASGI call returned while close() was running"
+    release.set()
+    await asyncio.wait_for(task, 5)
+    order.append("ASGI call returned")
+    assert order == ["close() returned", "ASGI call returned"]

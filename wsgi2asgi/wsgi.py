@@ -14,6 +14,8 @@ backpressure both ways (``streams.py``). Outcomes (``docs/wsgi.md`` has the full
   application has a close() method, the server or gateway must call that method upon
   completion of the current request, whether the request was completed normally, or
   terminated early due to an application error during iteration or an early disconnect".
+* The ASGI call returns once the response's ``close()`` has returned, never before; the last
+  body message goes out first, so the client does not wait for ``close()``.
 * ``lifespan``: answered (a WSGI app has none). ``websocket``: closed before accepting, which
   servers answer with 403, per the ASGI spec.
 
@@ -37,6 +39,7 @@ from typing import Any
 from wsgi2asgi.bridges import origin
 from wsgi2asgi.environ import TooManyHeaders, WSGIErrors, build_environ, response_start
 from wsgi2asgi.exceptions import ClientDisconnected, WSGIContractError
+from wsgi2asgi.futures import resolve
 from wsgi2asgi.streams import RequestBody, ResponseChannel
 from wsgi2asgi.threads import Pool
 from wsgi2asgi.typing import Message, Receive, Scope, Send, WSGIApp
@@ -185,6 +188,8 @@ class _Exchange:
             self.body.complete = True
         self.body.on_disconnect = self.channel.close
         self.watcher: asyncio.Task[None] | None = None
+        # Set (from the worker) once the response's close() has returned: see run().
+        self.closed: asyncio.Future[None] = self.loop.create_future()
         # One per request: a partial line must not mix with another thread's.
         self.errors = WSGIErrors()
         # Worker-thread state.
@@ -221,9 +226,11 @@ class _Exchange:
         # by ASGI middleware), in a copy: what it sets stays with this request.
         context = contextvars.copy_context()
         self.adapter.pool.submit(lambda: context.run(self.work, environ))
+        wait_for_close = True
         try:
             await self._relay()
         except asyncio.CancelledError:
+            wait_for_close = False  # the server gave up on the request: it waits no more
             if self.origin is not None:
                 self.origin.cancel_inner()
             raise
@@ -234,6 +241,13 @@ class _Exchange:
             self.body.abandon()
             if self.watcher is not None:
                 self.watcher.cancel()
+            if wait_for_close:
+                # The last body message is out (the client loses no time), but the request
+                # is over only when close() has returned (Django's request_finished, a
+                # generator's finally): until then the server counts it in flight
+                # (--limit-concurrency, the graceful-shutdown drain), and an in-process client
+                # does not see the response before the request's side effects.
+                await self.closed
 
     async def _relay(self) -> None:
         """Send what the worker queues until the response is whole (or failed)."""
@@ -254,9 +268,7 @@ class _Exchange:
                     # From now on only receive() can tell that the client left: listen.
                     self._watch_disconnect()
                 elif not message.get("more_body", False):
-                    # The response is whole; close() may still be running on the
-                    # worker thread, which is fine: the server can move on.
-                    return
+                    return  # the response is whole (run() then waits for close())
 
     def _watch_disconnect(self) -> None:
         if self.watcher is None and not self.channel.closed:
@@ -288,6 +300,7 @@ class _Exchange:
             finally:
                 self.errors.flush()
                 self._put_final(None)
+                self._signal_closed()
 
     def _stream(self, result: Iterable[bytes]) -> None:
         if isinstance(result, (list, tuple)) and len(result) == 1:
@@ -403,6 +416,12 @@ class _Exchange:
             self.channel.put(message)
         except ClientDisconnected:
             pass
+
+    def _signal_closed(self) -> None:
+        try:
+            self.loop.call_soon_threadsafe(resolve, self.closed, None)
+        except RuntimeError:
+            pass  # the loop is closed: nobody waits any more
 
 
 async def _plain(send: Send, status: int, body: bytes) -> None:

@@ -176,7 +176,7 @@ class Server:
             connection.shutdown()
         timeout = self.config.timeout_graceful_shutdown
         deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
-        while state.connections:
+        while state.connections or state.tasks:  # a task may outlive its connection
             if deadline is not None and asyncio.get_running_loop().time() >= deadline:
                 logger.warning(
                     "graceful shutdown timed out; closing %d connections", len(state.connections)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,9 @@ class ServerState:
     limits: Limits
     connections: set[HTTPProtocol] = dataclasses.field(default_factory=set)
     active: int = 0
+    #: The tasks of the requests and WebSocket sessions running, also those whose client has
+    #: gone: shutdown waits for them (a WSGI response's close() may still be running).
+    tasks: set[asyncio.Task[None]] = dataclasses.field(default_factory=set)
     requests: int = 0  #: requests and WebSocket sessions started, since the server started
     max_requests: int | None = None  #: after this many, ``on_max_requests`` is called once
     on_max_requests: Callable[[], None] | None = None
@@ -41,3 +45,8 @@ class ServerState:
             self.on_max_requests()
             return True
         return False
+
+    def track(self, task: asyncio.Task[None]) -> None:
+        """Hold ``task`` (a request's or a WebSocket session's) in ``tasks`` until it is done."""
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)

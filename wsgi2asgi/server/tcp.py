@@ -230,6 +230,7 @@ class HTTPProtocol(asyncio.Protocol):
             self.parsing = None
             self.state.active += 1
             self.task = self.loop.create_task(self.upgraded.run(self.state.app))
+            self.state.track(self.task)
             self.task.add_done_callback(self._session_over)
             return
         cycle = HTTPCycle(self, request, scope)
@@ -248,6 +249,7 @@ class HTTPProtocol(asyncio.Protocol):
         app: ASGIApp = _unavailable if self._over_limit() else state.app
         state.active += 1
         self.task = self.loop.create_task(cycle.run(app))
+        state.track(self.task)
         self.task.add_done_callback(self._finished)
 
     def _over_limit(self) -> bool:
