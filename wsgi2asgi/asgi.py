@@ -49,7 +49,6 @@ from __future__ import annotations
 import asyncio
 import atexit
 import enum
-import inspect
 import logging
 import os
 import threading
@@ -58,10 +57,11 @@ from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
 from wsgi2asgi.exchange import Exchange, error_response
+from wsgi2asgi.interface import as_asgi3
 from wsgi2asgi.lifespan import LifespanDriver
 from wsgi2asgi.runners import finish_loop
 from wsgi2asgi.scope import build_scope, request_body_length
-from wsgi2asgi.typing import ASGIApp, Environ, Receive, Scope, Send, StartResponse
+from wsgi2asgi.typing import ASGIApp, Environ, StartResponse
 
 __all__ = ["ASGIAdapter", "asgi_to_wsgi"]
 
@@ -91,7 +91,8 @@ class ASGIAdapter:
             make_server("127.0.0.1", 8000, application).serve_forever()
 
     Args:
-        app: the ASGI application (ASGI 3, or an ASGI 2 double callable).
+        app: the ASGI application (ASGI 3, or an ASGI 2 double callable), told apart as
+            ``wsgi2asgi serve`` does (:func:`wsgi2asgi.interface.detect_interface`).
         lifespan: ``"auto"`` (run the lifespan protocol if the app supports it), ``"on"``
             (the app must support it) or ``"off"``, as uvicorn's ``--lifespan``.
         lifespan_timeout: seconds to wait for lifespan startup, and again for shutdown.
@@ -102,6 +103,7 @@ class ASGIAdapter:
 
     Raises:
         ValueError: an unknown ``lifespan`` mode or a negative timeout.
+        TypeError: ``app`` is not callable, or is a WSGI app.
     """
 
     def __init__(
@@ -124,7 +126,7 @@ class ASGIAdapter:
         self.close_timeout = close_timeout
         #: The lifespan ``state``; each request scope gets a shallow copy.
         self.state: dict[str, Any] = {}
-        self._app = _single_callable(app)
+        self._app = as_asgi3(app)
         self._phase = _Phase.IDLE
         self._lock = threading.Lock()
         self._loop_thread: LoopThread | None = None
@@ -378,36 +380,6 @@ class LoopThread:
 
     def is_current(self) -> bool:
         return threading.current_thread() is self.thread
-
-
-class _ASGI2App:
-    """An ASGI 2 (double callable) app as an ASGI 3 one."""
-
-    def __init__(self, app: Callable[[Scope], Callable[[Receive, Send], Any]]) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        instance = self.app(scope)
-        await instance(receive, send)
-
-
-def _single_callable(app: Any) -> ASGIApp:
-    """``app`` as an ASGI 3 callable: ASGI 2 apps are classes or take one argument (``scope``)."""
-    if getattr(app, "_asgi_single_callable", False):
-        return app  # type: ignore[no-any-return]
-    if getattr(app, "_asgi_double_callable", False) or inspect.isclass(app):
-        return _ASGI2App(app)
-    call = type(app).__call__ if callable(app) else None
-    if inspect.iscoroutinefunction(app) or inspect.iscoroutinefunction(call):
-        return app  # type: ignore[no-any-return]
-    try:
-        parameters = inspect.signature(app).parameters.values()
-    except (TypeError, ValueError):
-        return app  # type: ignore[no-any-return]
-    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    if len(positional) == 1 and not any(p.kind is p.VAR_POSITIONAL for p in parameters):
-        return _ASGI2App(app)
-    return app  # type: ignore[no-any-return]
 
 
 def _name(app: object) -> str:

@@ -4,11 +4,13 @@ Rules this module keeps:
 
 * ``module:attr`` (``attr`` may be dotted); with ``factory=True`` the attribute is called with
   no arguments and its result is the app. ``app_dir`` goes first on ``sys.path``.
-* Interface detection (``auto``): a class is an ASGI 2 app (``App(scope)`` returns an instance
-  whose ``__call__(receive, send)`` is async); a coroutine function, or an object with an async
-  ``__call__``, is ASGI 3; any other callable is WSGI (PEP 3333).
-* WSGI apps are served through :func:`wsgi2asgi.wsgi.wsgi_to_asgi`; ASGI 2 apps through a
-  small shim; several mounts through :class:`wsgi2asgi.routing.Router`.
+* Interface detection (``auto``) is :func:`wsgi2asgi.interface.detect_interface`, the rule
+  ``asgi_to_wsgi`` uses too: a coroutine function (or async ``__call__``) is ASGI 3; otherwise
+  the required positional parameters decide: ``scope`` is ASGI 2, ``environ, start_response``
+  WSGI (PEP 3333), ``scope, receive, send`` ASGI 3.
+* WSGI apps are served through :func:`wsgi2asgi.wsgi.wsgi_to_asgi`; ASGI 2 apps through
+  :class:`wsgi2asgi.interface.ASGI2App`; several mounts through
+  :class:`wsgi2asgi.routing.Router`.
 
 Example::
 
@@ -18,17 +20,16 @@ Example::
 from __future__ import annotations
 
 import importlib
-import inspect
 import sys
 from typing import Any
 
-from wsgi2asgi.bridges import iscoroutinefunction
 from wsgi2asgi.config import Config
 from wsgi2asgi.exceptions import ConfigError
+from wsgi2asgi.interface import ASGI2App, detect_interface
 from wsgi2asgi.routing import Mount, Router
-from wsgi2asgi.typing import ASGIApp, Receive, Scope, Send
+from wsgi2asgi.typing import ASGIApp
 
-__all__ = ["describe", "detect_interface", "import_app", "load"]
+__all__ = ["describe", "import_app", "load"]
 
 
 def import_app(spec: str, *, factory: bool = False, app_dir: str | None = ".") -> Any:
@@ -61,32 +62,10 @@ def import_app(spec: str, *, factory: bool = False, app_dir: str | None = ".") -
     return obj
 
 
-def detect_interface(app: Any) -> str:
-    """Return ``"asgi3"``, ``"asgi2"`` or ``"wsgi"`` for a callable."""
-    if inspect.isclass(app):
-        return "asgi2"
-    if iscoroutinefunction(app):
-        return "asgi3"
-    if callable(app):
-        return "wsgi"
-    raise ConfigError(f"{app!r} is not callable")
-
-
-class ASGI2App:
-    """Serve an ASGI 2 (double-callable) app as ASGI 3."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        instance = self.app(scope)
-        await instance(receive, send)
-
-
 def _wrap(obj: Any, interface: str, config: Config) -> tuple[ASGIApp, str, str]:
     if isinstance(obj, str):
         obj = import_app(obj, factory=config.factory, app_dir=config.app_dir)
-    kind = detect_interface(obj) if interface == "auto" else interface
+    kind = _detect(obj) if interface == "auto" else interface
     if kind == "wsgi":
         from wsgi2asgi.wsgi import wsgi_to_asgi
 
@@ -98,6 +77,13 @@ def _wrap(obj: Any, interface: str, config: Config) -> tuple[ASGIApp, str, str]:
     if kind == "asgi2":
         return ASGI2App(obj), kind, "event loop"
     return obj, kind, "event loop"
+
+
+def _detect(obj: Any) -> str:
+    try:
+        return detect_interface(obj)
+    except TypeError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def describe(app: Any, prefix: str = "") -> list[tuple[str, str, str]]:
