@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -11,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.apps_tools import flask_site, starlette_site, tree
+from tests.apps_tools import flask_site, odd_site, starlette_site, tree
 from wsgi2asgi.inventory import RouteInfo, collect_routes, main, summarize
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -94,7 +95,14 @@ def test_main_prints_aligned_table_and_summary(capsys: pytest.CaptureFixture[str
     assert row.split() == ["/legacy/report", "GET,POST", "flask", "report", "async"]
     assert lines[0].index("METHODS") == row.index("GET,POST")
     opaque = next(line for line in lines if line.startswith("/api/*"))
-    assert opaque.split() == ["/api/*", "-", "asgi", "tests.apps_tools.tree.raw", "async"]
+    assert opaque.split() == [
+        "/api/*",
+        "-",
+        "asgi",
+        "tests.apps_tools.tree.raw",
+        "async",
+        "(fallback)",  # behind Fallback(starlette_site.app, raw)
+    ]
     assert lines[-1].startswith(
         "11 routes: asgi 1 (0 sync, 1 async), flask 4 (2 sync, 2 async), starlette 6"
     )
@@ -112,6 +120,7 @@ def test_main_json_document_with_factory(capsys: pytest.CaptureFixture[str]) -> 
         "endpoint": "chat",
         "is_async": True,
         "kind": "websocket",
+        "role": "primary",
     } in document["routes"]
 
 
@@ -197,3 +206,101 @@ def test_collect_routes_django_through_both_adapters_under_mounts() -> None:
         assert rows[f"{prefix}/blog/feed/"]["endpoint"] == "blog:feed"
         assert rows[f"{prefix}/blog/comments/"]["methods"] == ["GET", "POST"]
     assert len(rows) == 10
+
+
+# -- apps it cannot look inside (#12.20) ---------------------------------------------------------
+
+
+def test_collect_routes_bottle_and_odd_apps_each_get_a_row() -> None:
+    routes = by_path(collect_routes(odd_site.create_app()))
+
+    bottle_row = routes["/pypi/*"]  # not "app tree deeper than 64 levels"
+    assert (bottle_row.framework, bottle_row.kind, bottle_row.endpoint) == (
+        "wsgi",
+        "mount",
+        "bottle.Bottle",
+    )
+    assert routes["/legacy/users/<int:id>"].framework == "flask"
+    assert routes["/empty-starlette/*"].framework == "starlette"  # no routes, still its row
+    assert routes["/empty-flask/*"].framework == "flask"
+    assert routes["/loop/*"].endpoint == "tests.apps_tools.odd_site.SelfWrapping"
+
+
+def test_collect_routes_an_app_that_raises_becomes_one_opaque_row(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="wsgi2asgi.inventory"):
+        routes = by_path(collect_routes(odd_site.create_app()))
+
+    broken = routes["/broken/*"]
+    assert (broken.framework, broken.kind) == ("asgi", "mount")
+    assert "/api/things" in routes  # the listing went on past it
+    assert [r.getMessage() for r in caplog.records] == [
+        "wsgi2asgi routes: /broken: could not list tests.apps_tools.odd_site.BrokenTable"
+        " (RuntimeError: route table needs the database); shown as /broken/*"
+    ]
+
+
+def test_collect_routes_marks_the_routes_behind_a_fallback() -> None:
+    api = [r for r in collect_routes(odd_site.create_app()) if r.path.startswith("/api/")]
+
+    assert {(r.path, r.role) for r in api} == {
+        ("/api/", "primary"),
+        ("/api/legacy", "primary"),
+        ("/api/things", "primary"),
+        ("/api/ws", "primary"),
+        ("/api/v1/status", "primary"),
+        ("/api/inner/deep", "primary"),
+        ("/api/*", "fallback"),
+    }
+    assert by_path(collect_routes(odd_site.create_app()))["/legacy/"].role == ""
+
+
+def test_collect_routes_nested_fallbacks_keep_what_answers_last() -> None:
+    from wsgi2asgi.fallback import Fallback
+
+    inner = Fallback(starlette_site.app, odd_site.SelfWrapping())
+    rows = collect_routes(Fallback(inner, odd_site.BrokenTable()))
+
+    roles = {(r.endpoint.rsplit(".", 1)[-1], r.role) for r in rows}
+    assert ("home", "primary") in roles
+    assert ("SelfWrapping", "fallback") in roles
+    assert ("BrokenTable", "fallback") in roles
+
+
+def test_collect_routes_refuses_what_is_not_an_app() -> None:
+    with pytest.raises(TypeError, match="not an app"):
+        collect_routes({"routes": []})
+
+
+def test_cli_lists_a_composite_with_a_bottle_app_and_one_line_per_failure() -> None:
+    result = run_cli("tests.apps_tools.odd_site:app")
+
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        "wsgi2asgi routes: /broken: could not list tests.apps_tools.odd_site.BrokenTable"
+        " (RuntimeError: route table needs the database); shown as /broken/*"
+    ]
+    lines = result.stdout.splitlines()
+    assert next(line for line in lines if line.startswith("/pypi/*")).split() == [
+        "/pypi/*",
+        "-",
+        "wsgi",
+        "bottle.Bottle",
+        "sync",
+    ]
+    assert next(line for line in lines if line.startswith("/api/* ")).split()[-2:] == [
+        "sync",
+        "(fallback)",
+    ]
+
+
+def test_cli_a_non_callable_app_is_an_error_not_one_route() -> None:
+    result = run_cli("tests.apps_tools.odd_site:not_an_app")
+
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr == (
+        "wsgi2asgi routes: error: 'tests.apps_tools.odd_site:not_an_app' is not an app:"
+        " a dict is not callable\n"
+    )

@@ -6,9 +6,16 @@ Rules this module keeps:
   is optional): Flask (``url_map``), Django (any ``BaseHandler`` → the URL resolver, recursing
   into ``include()``), Starlette (``Starlette`` or ``starlette.routing.Router`` → ``Route``,
   ``WebSocketRoute``, ``Mount``, ``Host``). Our own ``Router``/``Mount``/``Host`` add their
-  prefixes. Any other object is unwrapped through ``.app``, ``.handler``, ``.application``,
-  ``.primary`` (+ ``.fallback``) or ``.routes`` and, when none of those exist, shown as one
-  opaque row ``PREFIX/*`` of kind ``mount``.
+  prefixes; ``ProtocolRouter`` lists each distinct app once; the rows behind a ``Fallback``
+  carry ``role`` ``"primary"`` or ``"fallback"`` (once behind a fallback, always a fallback).
+* Any other object is unwrapped through ``.primary``, ``.app``, ``.handler``, ``.application``
+  or ``.routes``, but only into what is itself an app (callable: bottle's ``Route`` objects are
+  not) and never into an app already being listed above it (bottle's ``Route.app`` is its
+  ``Bottle``: a cycle). An app with nothing to unwrap, or a framework app with no routes, is
+  one opaque row ``PREFIX/*`` of kind ``mount``.
+* One app never ends the listing: if reading its routes raises, it becomes its opaque row and
+  one WARNING line on ``wsgi2asgi.inventory`` says why. A root that is not callable is not an
+  app: ``TypeError`` (the CLI: exit status 2).
 * ``methods`` leaves out ``HEAD`` and ``OPTIONS`` (frameworks add them on their own) unless
   ``implicit_methods=True``. ``("*",)`` means "not knowable": a Django function view.
 * ``is_async`` looks through ``functools.wraps`` and at class-based views' handler methods
@@ -26,16 +33,21 @@ import argparse
 import dataclasses
 import inspect
 import json
+import logging
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from wsgi2asgi.bridges import iscoroutinefunction
 from wsgi2asgi.exceptions import ConfigError
-from wsgi2asgi.routing import Host, Mount, Router
+from wsgi2asgi.fallback import Fallback
+from wsgi2asgi.interface import detect_interface
+from wsgi2asgi.routing import Host, Mount, ProtocolRouter, Router
 from wsgi2asgi.server.loading import import_app
 
 __all__ = ["RouteInfo", "collect_routes", "main", "register", "run_routes", "summarize"]
+
+logger = logging.getLogger(__name__)
 
 _IMPLICIT = frozenset({"HEAD", "OPTIONS"})
 _MAX_DEPTH = 64
@@ -57,6 +69,8 @@ class RouteInfo:
         endpoint: the route's name (``"ns:name"`` for Django namespaces) or the view's path.
         is_async: whether the view runs on the event loop.
         kind: ``"http"``, ``"websocket"`` or ``"mount"`` (an app we cannot look inside).
+        role: behind a ``Fallback``: ``"primary"`` (answers first) or ``"fallback"`` (answers
+            what the primary does not); ``""`` elsewhere.
     """
 
     path: str
@@ -65,12 +79,16 @@ class RouteInfo:
     endpoint: str
     is_async: bool
     kind: str = "http"
+    role: str = ""
 
 
 def collect_routes(
     app: Any, prefix: str = "", *, implicit_methods: bool = False
 ) -> list[RouteInfo]:
     """Walk ``app`` (any mix of our routers, adapters and frameworks) and list its routes.
+
+    An app the walk cannot look inside, or whose route table raises (logged once, on
+    ``wsgi2asgi.inventory``), is one opaque ``PREFIX/*`` row; so is an app with no routes.
 
     Example::
 
@@ -84,12 +102,19 @@ def collect_routes(
 
     Returns:
         The routes, in declaration order.
+
+    Raises:
+        TypeError: ``app`` is not callable, so not an app.
     """
-    walker = _Walker(implicit_methods)
-    return list(walker.walk(app, prefix.rstrip("/"), 0))
+    if not callable(app):
+        raise TypeError(f"not an app: a {type(app).__name__} is not callable")
+    return _Walker(implicit_methods).walk(app, prefix.rstrip("/"), frozenset())
 
 
 class _Walker:
+    """Each ``walk`` lists one app; ``inside`` holds the ids of the apps being listed around it
+    (the path from the root), so that a cycle (bottle's ``Route.app`` is its ``Bottle``) ends."""
+
     def __init__(self, implicit_methods: bool) -> None:
         self.implicit_methods = implicit_methods
 
@@ -97,27 +122,57 @@ class _Walker:
         upper = {str(name).upper() for name in names or ()}
         return tuple(sorted(upper if self.implicit_methods else upper - _IMPLICIT))
 
-    def walk(self, app: Any, prefix: str, depth: int) -> Iterator[RouteInfo]:
-        if depth > _MAX_DEPTH:
-            raise ValueError(f"app tree deeper than {_MAX_DEPTH} levels (a cycle?) at {prefix!r}")
-        for recognise in (self.ours, self.flask, self.django, self.starlette):
-            rows = recognise(app, prefix, depth)
-            if rows is not None:
-                yield from rows
-                return
-        yield from self.unwrap(app, prefix, depth)
+    def walk(self, app: Any, prefix: str, inside: frozenset[int]) -> list[RouteInfo]:
+        if id(app) in inside:
+            return []  # a cycle: the app is already being listed further up
+        if len(inside) >= _MAX_DEPTH:
+            _skipped(app, prefix, f"more than {_MAX_DEPTH} levels of wrappers")
+            return [_opaque(app, prefix)]
+        inside = inside | {id(app)}
+        try:
+            framework, rows = self.recognise(app, prefix, inside)
+        except Exception as exc:  # one app's broken table never ends the listing
+            _skipped(app, prefix, f"{type(exc).__name__}: {_first_line(exc)}")
+            return [_opaque(app, prefix)]
+        return rows or [_opaque(app, prefix, framework)]
 
-    def ours(self, app: Any, prefix: str, depth: int) -> Iterator[RouteInfo] | None:
+    def recognise(
+        self, app: Any, prefix: str, inside: frozenset[int]
+    ) -> tuple[str | None, list[RouteInfo]]:
+        """Return the framework that knows ``app`` (``None``: unwrapped generically), and rows."""
+        for framework, recogniser in (
+            ("asgi", self.ours),
+            ("flask", self.flask),
+            ("django", self.django),
+            ("starlette", self.starlette),
+        ):
+            rows = recogniser(app, prefix, inside)
+            if rows is not None:
+                return framework, list(rows)
+        return None, self.unwrap(app, prefix, inside)
+
+    def ours(self, app: Any, prefix: str, inside: frozenset[int]) -> Iterable[RouteInfo] | None:
         if isinstance(app, Router):
             routes: list[Any] = [*app.declared, *([app.default] if app.default else [])]
-            return (row for route in routes for row in self.walk(route, prefix, depth + 1))
+            return (row for route in routes for row in self.walk(route, prefix, inside))
         if isinstance(app, Mount):
-            return self.walk(app.app, prefix + app.prefix, depth + 1)
+            return self.walk(app.app, prefix + app.prefix, inside)
         if isinstance(app, Host):
-            return self.walk(app.app, prefix, depth + 1)
+            return self.walk(app.app, prefix, inside)
+        if isinstance(app, Fallback):
+            # The primary answers first; what it answers 404 (by default) the fallback answers.
+            primary = self.walk(app.primary, prefix, inside)
+            fallback = self.walk(app.fallback, prefix, inside)
+            return [
+                *(dataclasses.replace(r, role=r.role or "primary") for r in primary),
+                *(dataclasses.replace(r, role="fallback") for r in fallback),
+            ]
+        if isinstance(app, ProtocolRouter):
+            apps = {id(child): child for child in app.apps.values()}  # one app for both: once
+            return (row for child in apps.values() for row in self.walk(child, prefix, inside))
         return None
 
-    def flask(self, app: Any, prefix: str, depth: int) -> Iterator[RouteInfo] | None:
+    def flask(self, app: Any, prefix: str, inside: frozenset[int]) -> Iterable[RouteInfo] | None:
         flask = sys.modules.get("flask")
         if flask is None or not isinstance(app, flask.Flask):
             return None
@@ -132,7 +187,7 @@ class _Walker:
             for rule in app.url_map.iter_rules()
         )
 
-    def django(self, app: Any, prefix: str, depth: int) -> Iterator[RouteInfo] | None:
+    def django(self, app: Any, prefix: str, inside: frozenset[int]) -> Iterable[RouteInfo] | None:
         if "django" not in sys.modules:
             return None
         from django.core.handlers.base import BaseHandler
@@ -166,7 +221,9 @@ class _Walker:
                 methods = self.methods(["HEAD" if m == "head" else m for m in allowed])
             yield RouteInfo(full, methods, "django", endpoint, _view_is_async(callback))
 
-    def starlette(self, app: Any, prefix: str, depth: int) -> Iterator[RouteInfo] | None:
+    def starlette(
+        self, app: Any, prefix: str, inside: frozenset[int]
+    ) -> Iterable[RouteInfo] | None:
         if "starlette" not in sys.modules:
             return None
         from starlette.applications import Starlette
@@ -174,10 +231,10 @@ class _Walker:
 
         if not isinstance(app, Starlette | StarletteRouter):
             return None
-        return self.starlette_routes(app.routes, prefix, depth)
+        return self.starlette_routes(app.routes, prefix, inside)
 
     def starlette_routes(
-        self, routes: Sequence[Any], prefix: str, depth: int
+        self, routes: Sequence[Any], prefix: str, inside: frozenset[int]
     ) -> Iterator[RouteInfo]:
         from starlette import routing
 
@@ -190,11 +247,11 @@ class _Walker:
             elif isinstance(route, routing.Mount):
                 inner = prefix + route.path
                 if route.routes:
-                    yield from self.starlette_routes(route.routes, inner, depth + 1)
+                    yield from self.starlette_routes(route.routes, inner, inside)
                 else:
-                    yield from self.walk(route.app, inner, depth + 1)
+                    yield from self.walk(route.app, inner, inside)
             elif isinstance(route, routing.Host):
-                yield from self.walk(route.app, prefix, depth + 1)
+                yield from self.walk(route.app, prefix, inside)
             else:
                 yield RouteInfo(
                     prefix + "/*", (), "starlette", _qualified_name(route), True, "mount"
@@ -213,25 +270,20 @@ class _Walker:
         name = route.name or _qualified_name(endpoint)
         return RouteInfo(prefix + route.path, methods, "starlette", name, is_async)
 
-    def unwrap(self, app: Any, prefix: str, depth: int) -> Iterator[RouteInfo]:
-        if hasattr(app, "primary"):
-            yield from self.walk(app.primary, prefix, depth + 1)
-            if hasattr(app, "fallback"):
-                yield from self.walk(app.fallback, prefix, depth + 1)
-            return
+    def unwrap(self, app: Any, prefix: str, inside: frozenset[int]) -> list[RouteInfo]:
+        """Look through a wrapper we do not know; only ever into what is itself an app."""
+        primary = getattr(app, "primary", None)
+        if callable(primary):  # Shadow: the primary answers, the candidate never does
+            return self.walk(primary, prefix, inside)
         for attribute in ("app", "handler", "application"):  # "application": Django's wrappers
             inner = getattr(app, attribute, None)
-            if inner is not None and callable(inner):
-                yield from self.walk(inner, prefix, depth + 1)
-                return
+            if callable(inner):
+                return self.walk(inner, prefix, inside)
         routes = getattr(app, "routes", None)
-        if isinstance(routes, list | tuple):
-            for route in routes:
-                yield from self.walk(route, prefix, depth + 1)
-            return
-        is_async = iscoroutinefunction(app)
-        framework = "asgi" if is_async else "wsgi"
-        yield RouteInfo(prefix + "/*", (), framework, _qualified_name(app), is_async, "mount")
+        if isinstance(routes, list | tuple):  # bottle's Route objects are not apps: skipped
+            apps = [route for route in routes if callable(route) or isinstance(route, Mount | Host)]
+            return [row for route in apps for row in self.walk(route, prefix, inside)]
+        return []
 
 
 _HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE")
@@ -265,6 +317,31 @@ def _qualified_name(obj: Any) -> str:
     return f"{target.__module__}.{target.__qualname__}"
 
 
+def _opaque(app: Any, prefix: str, framework: str | None = None) -> RouteInfo:
+    """The one row of an app the walk cannot look inside (or that has no routes)."""
+    try:
+        is_async = detect_interface(app) != "wsgi"
+    except TypeError:
+        is_async = False
+    framework = framework or ("asgi" if is_async else "wsgi")
+    return RouteInfo(prefix + "/*", (), framework, _qualified_name(app), is_async, "mount")
+
+
+def _skipped(app: Any, prefix: str, why: str) -> None:
+    logger.warning(
+        "wsgi2asgi routes: %s: could not list %s (%s); shown as %s/*",
+        prefix or "/",
+        _qualified_name(app),
+        why,
+        prefix,
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).splitlines()
+    return lines[0] if lines else ""
+
+
 def summarize(routes: Sequence[RouteInfo]) -> dict[str, Any]:
     """Count routes per framework and sync/async.
 
@@ -291,7 +368,7 @@ def format_table(routes: Sequence[RouteInfo]) -> str:
     header = ("PATH", "METHODS", "FRAMEWORK", "ENDPOINT", "MODE")
     rows = [header]
     for r in routes:
-        mode = "async" if r.is_async else "sync"
+        mode = ("async" if r.is_async else "sync") + (f" ({r.role})" if r.role else "")
         methods = ",".join(r.methods) or ("WS" if r.kind == "websocket" else "-")
         rows.append((r.path, methods, r.framework, r.endpoint, mode))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
@@ -338,7 +415,11 @@ def run_routes(args: argparse.Namespace, *, out: Callable[[str], object] | None 
             f"wsgi2asgi routes: error: could not load {args.app!r}: {type(exc).__name__}: {exc}\n"
         )
         return 2
-    routes = collect_routes(app, implicit_methods=args.all_methods)
+    try:
+        routes = collect_routes(app, implicit_methods=args.all_methods)
+    except TypeError as exc:  # not callable: a module, a settings dict, a str
+        sys.stderr.write(f"wsgi2asgi routes: error: {args.app!r} is {exc}\n")
+        return 2
     if args.json:
         document = {"routes": [dataclasses.asdict(r) for r in routes], "summary": summarize(routes)}
         write(json.dumps(document, indent=2))
