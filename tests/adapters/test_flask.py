@@ -93,3 +93,28 @@ async def test_async_view_runs_on_the_callers_event_loop() -> None:
         body = (await client.get("/a/async")).json()
     assert body["loop"] == id(asyncio.get_running_loop())
     assert body["thread"] == threading.get_ident()
+
+
+def test_server_root_path_prefixes_raw_path_so_flask_gets_the_exact_bytes() -> None:
+    # wsgi2asgi serve --root-path /site: the proxy stripped /site, the server puts it back in
+    # front of path *and* raw_path (as uvicorn does), so PATH_INFO keeps the byte %FF stands for.
+    from flask import request
+
+    from tests.server.conftest import start_server
+
+    flask = Flask("root_path")
+
+    @flask.get("/item/<name>")
+    def item(name: str) -> dict[str, str]:
+        return {
+            "path_info": request.environ["PATH_INFO"],
+            "script_name": request.environ["SCRIPT_NAME"],
+        }
+
+    running = start_server(Router([Mount("/x", flask_app(flask))]), root_path="/site")
+    try:
+        with httpx.Client(base_url=running.url) as client:
+            response = client.get("/x/item/%FF")
+    finally:
+        assert running.stop() == 0
+    assert response.json() == {"path_info": "/item/\xff", "script_name": "/site/x"}

@@ -30,7 +30,7 @@ import asyncio
 import collections
 import logging
 from typing import TYPE_CHECKING, Any, cast
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 from wsgi2asgi.server.cycle import HTTPCycle
 from wsgi2asgi.server.framing import error_response
@@ -306,9 +306,14 @@ class HTTPProtocol(asyncio.Protocol):
             "scheme": self.scheme,
             "method": request.method,
             "root_path": root_path,
-            # ASGI: path includes root_path (uvicorn's --root-path reading).
+            # ASGI: path includes root_path (uvicorn's --root-path reading); so does raw_path,
+            # percent-encoded, or the two disagree (uvicorn prefixes both too).
             "path": root_path + path if path != "*" else path,
-            "raw_path": request.path,
+            "raw_path": (
+                quote(root_path).encode("ascii") + request.path
+                if root_path and path != "*"
+                else request.path
+            ),
             "query_string": request.query,
             "headers": request.headers,
             "state": dict(self.state.lifespan_state),
