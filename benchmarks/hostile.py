@@ -34,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere: the tests' loopback helpers
 
-from tests.loopback import free_port, websocket_frame, websocket_upgrade  # noqa: E402
+from tests.loopback import websocket_frame, websocket_upgrade  # noqa: E402
 
 PY = sys.executable
 APP = "benchmarks.apps:slow"
@@ -45,6 +45,13 @@ SERVERS = {
         *("--loop", "uvloop", "--http", "httptools", "--ws", "websockets"),
     ],
 }
+
+
+def free_port() -> int:
+    """A port free right now (benchmarks run one server at a time; tests never guess ports)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def rss_kib(pid: int) -> int:

@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import os
+import socket
 import socketserver
 import subprocess
 import sys
@@ -35,7 +36,6 @@ from starlette.responses import (
 )
 from starlette.routing import Route
 
-from tests.loopback import free_port
 from wsgi2asgi.asgi import ASGIAdapter, asgi_to_wsgi
 from wsgi2asgi.exceptions import ASGIContractError
 
@@ -948,17 +948,21 @@ def test_wsgiref_streams_forms_cookies_and_redirects(wsgiref_url: str) -> None:
 
 @contextmanager
 def gunicorn_server(*options: str, env: dict[str, str] | None = None) -> Iterator[str]:
-    port = free_port()
     command = [sys.executable, "-m", "gunicorn", "-k", "gthread", "--threads", "16", "-w", "1"]
-    target = ["-b", f"127.0.0.1:{port}", "tests.asgi_under_gunicorn:app"]
+    # gunicorn serves on a socket bound here and handed over (fd://): no port to race for.
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    target = ["-b", f"fd://{listener.fileno()}", "tests.asgi_under_gunicorn:app"]
     with tempfile.TemporaryFile() as log:  # a file, not a pipe: a full pipe would block it
-        process = subprocess.Popen(
-            [*command, *options, *target],
-            cwd=ROOT,
-            env=dict(os.environ, PYTHONPATH=str(ROOT), **(env or {})),
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-        )
+        with listener:  # closed here once gunicorn has its copy
+            process = subprocess.Popen(
+                [*command, *options, *target],
+                cwd=ROOT,
+                env=dict(os.environ, PYTHONPATH=str(ROOT), **(env or {})),
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                pass_fds=[listener.fileno()],
+            )
         try:
             wait_for_gunicorn(process, port, log)
             yield f"http://127.0.0.1:{port}"

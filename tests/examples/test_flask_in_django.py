@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +20,7 @@ import httpx
 import pytest
 from websockets.sync.client import connect
 
-from tests.loopback import free_port
+from tests.loopback import ServerProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = "examples.flask_in_django.asgi:application"
@@ -30,7 +28,7 @@ NESTED = "tests.examples.nested:application"
 
 
 def server_command(app: str, port: int) -> list[str]:
-    """Our own server, as the README's main command runs it."""
+    """Our own server, as the README's main command runs it (``port`` 0: the kernel picks)."""
     return [
         sys.executable,
         "-m",
@@ -50,45 +48,27 @@ class Site:
 
     url: str
     prefix: str
-    process: subprocess.Popen[bytes]
+    server: ServerProcess
     env: dict[str, str]
 
     def stop(self) -> str:
         """Stop the server gracefully (SIGTERM) and return everything it printed."""
-        self.process.terminate()
-        try:
-            out, _ = self.process.communicate(timeout=20)
-        finally:
-            if self.process.poll() is None:
-                self.process.kill()
-                self.process.communicate()
-        return out.decode()
+        self.server.process.terminate()
+        return self.server.finish(timeout=20)[1]
 
 
 def start(app: str, prefix: str, db: Path, django_interface: str = "wsgi") -> Site:
-    port = free_port()
     env = dict(os.environ, FLASK_IN_DJANGO_DB=str(db), PYTHONUNBUFFERED="1")
     env["NESTED_DJANGO_INTERFACE"] = django_interface
     env.pop("DJANGO_SETTINGS_MODULE", None)
-    process = subprocess.Popen(
-        server_command(app, port),
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    site = Site(f"http://127.0.0.1:{port}", prefix, process, env)
-    deadline = time.monotonic() + 30
-    while True:
-        if process.poll() is not None:
-            pytest.fail(f"server exited with {process.returncode}:\n{site.stop()}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return site
-        except OSError:
-            if time.monotonic() > deadline:
-                pytest.fail(f"server did not start within 30 s:\n{site.stop()}")
-            time.sleep(0.1)
+    server = ServerProcess(server_command(app, 0), cwd=ROOT, env=env)
+    try:
+        port = server.port()  # from its "serving on" line; fails with its output
+    except AssertionError:
+        server.process.terminate()
+        server.finish(timeout=20)
+        raise
+    return Site(f"http://127.0.0.1:{port}", prefix, server, env)
 
 
 @pytest.fixture(

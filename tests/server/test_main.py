@@ -1,176 +1,190 @@
-"""The server process: startup, mounts, lifespan failure and graceful shutdown (subprocesses)."""
+"""The server process: startup, mounts, lifespan failure and graceful shutdown (subprocesses).
+
+Each server listens on ``--port 0`` (or a socket it inherits) and the test reads the port back
+from its log: no port is guessed free and then raced for by a parallel run.
+"""
 
 from __future__ import annotations
 
 import os
 import signal
 import socket
-import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 import httpx
 
-from tests.loopback import free_port
+from tests.loopback import ServerProcess, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
+HELD = "tests.server.apps.lifecycle:held"
 
 
-def start(*args: str) -> tuple[subprocess.Popen[bytes], int]:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "wsgi2asgi", "serve", *args, "--port", str(port)],
-        cwd=ROOT,
-        env=dict(os.environ, PYTHONUNBUFFERED="1"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    for _ in range(300):
-        if process.poll() is not None:
-            break
+def start(*args: str) -> ServerProcess:
+    command = [sys.executable, "-m", "wsgi2asgi", "serve", *args, "--port", "0"]
+    return ServerProcess(command, cwd=ROOT, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+
+
+def hold_request(server: ServerProcess, port: int) -> socket.socket:
+    """A request in flight: its head sent and in the app, its 4-byte body held back."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock.sendall(b"POST /held HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\n")
+    server.wait_for(r"^request /held$")  # printed by the app
+    return sock
+
+
+def refused(port: int) -> bool:
+    """Whether connecting to ``port`` is refused within 10 s (polled: nothing is logged when
+    the server stops listening)."""
+
+    def connect() -> bool:
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.1):
-                break
-        except OSError:
-            time.sleep(0.05)
-    return process, port
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        except ConnectionRefusedError:
+            return True
+        return False
+
+    return wait_until(connect, timeout=10)
 
 
-def finish(process: subprocess.Popen[bytes]) -> tuple[int, str]:
-    try:
-        out, _ = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
-    return process.returncode, out.decode()
+def read_to_end(sock: socket.socket) -> bytes:
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    return data
 
 
 def test_sigterm_finishes_in_flight_requests_then_runs_lifespan_shutdown() -> None:
-    process, port = start("tests.server.apps.lifecycle:slow", "--timeout-graceful-shutdown", "10")
-    results: list[str] = []
+    server = start(HELD, "--timeout-graceful-shutdown", "10")
     try:
-
-        def slow_request() -> None:
-            results.append(httpx.get(f"http://127.0.0.1:{port}/slow", timeout=10).text)
-
-        thread = threading.Thread(target=slow_request)
-        thread.start()
-        time.sleep(0.3)  # the request is in flight
-        process.send_signal(signal.SIGTERM)
-        thread.join(10)
+        port = server.port()
+        with hold_request(server, port) as sock:
+            server.process.send_signal(signal.SIGTERM)
+            assert refused(port)  # the shutdown has begun, the request is still in flight
+            sock.sendall(b"body")
+            response = read_to_end(sock)
     finally:
-        status, output = finish(process)
-    assert results == ["done /slow"]
+        status, output = server.finish()
+    assert response.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert b"\r\nconnection: close\r\n" in response.lower()
+    assert response.endswith(b"\r\ndone /held\r\n0\r\n\r\n")  # chunked
     assert status == 0
     lines = [line for line in output.splitlines() if line.startswith("lifespan.")]
     assert lines == ["lifespan.startup", "lifespan.shutdown"]
 
 
 def test_new_connections_are_refused_after_sigterm() -> None:
-    process, port = start("tests.server.apps.lifecycle:slow")
+    server = start(HELD, "--timeout-graceful-shutdown", "30")
     try:
-        process.send_signal(signal.SIGINT)
-        status, _ = finish(process)
+        port = server.port()
+        with hold_request(server, port) as sock:
+            server.process.send_signal(signal.SIGTERM)
+            # While the server drains the request in flight, it no longer listens.
+            assert refused(port), "new connections still accepted 10 s after SIGTERM"
+            assert server.process.poll() is None
+            sock.settimeout(0.05)
+            try:
+                early = sock.recv(1)
+            except TimeoutError:
+                early = b""
+            assert early == b"", "the held request was answered before its body came"
+            sock.settimeout(10)
+            sock.sendall(b"body")
+            assert read_to_end(sock).endswith(b"\r\ndone /held\r\n0\r\n\r\n")
     finally:
-        if process.poll() is None:
-            process.kill()
+        status, _ = server.finish()
     assert status == 0
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1):
-            refused = False
-    except OSError:
-        refused = True
-    assert refused
 
 
 def test_lifespan_startup_failure_exits_3_with_the_message() -> None:
-    process, _ = start("tests.server.apps.lifecycle:broken_startup", "--lifespan", "on")
-    status, output = finish(process)
+    status, output = start(
+        "tests.server.apps.lifecycle:broken_startup", "--lifespan", "on"
+    ).finish()
     assert status == 3
     assert "database unreachable" in output
 
 
 def test_mounts_serve_wsgi_asgi2_and_asgi3_side_by_side() -> None:
-    process, port = start(
+    server = start(
         "--mount",
         "/legacy=tests.server.apps.lifecycle:wsgi_app",
         "--mount",
         "/old=tests.server.apps.lifecycle:ASGI2",
         "--mount",
-        "/=tests.server.apps.lifecycle:slow",
+        f"/={HELD}",
     )
     try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
+        with httpx.Client(base_url=f"http://127.0.0.1:{server.port()}") as client:
             assert client.get("/legacy/page").text == "wsgi /legacy /page"
             assert client.get("/old/x").text == "asgi2 /old/x"
             assert client.get("/other").text == "done /other"
-        process.send_signal(signal.SIGTERM)
     finally:
-        status, output = finish(process)
+        server.process.send_signal(signal.SIGTERM)
+        status, output = server.finish()
     assert status == 0
     assert "mount /legacy" in output and "wsgi" in output
 
 
 def test_flask_app_served_by_the_serve_command() -> None:
-    process, port = start("tests.server.apps.flask_app:app")
+    server = start("tests.server.apps.flask_app:app")
     try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
+        with httpx.Client(base_url=f"http://127.0.0.1:{server.port()}") as client:
             answer = client.get("/hello/ada", params={"lang": "fr"})
             assert answer.json() == {"hello": "ada", "lang": "fr", "root": ""}
             assert client.post("/form", data={"field": "x y"}).text == "got x y"
             assert client.get("/stream").text == "chunk0;chunk1;chunk2;"
             assert client.get("/missing").status_code == 404
-        process.send_signal(signal.SIGTERM)
     finally:
-        status, output = finish(process)
+        server.process.send_signal(signal.SIGTERM)
+        status, output = server.finish()
     assert status == 0
     assert "tests.server.apps.flask_app:app" in output and "wsgi" in output
 
 
 def test_unimportable_app_is_a_clear_error() -> None:
-    process, _ = start("no_such_module:app")
-    status, output = finish(process)
+    status, output = start("no_such_module:app").finish()
     assert status == 2
     assert "could not import module 'no_such_module'" in output
     assert "Traceback" not in output
 
 
+WORKER = r"serving on \S+ \(pid (\d+)\)"
+
+
 def test_workers_share_the_port_and_a_dead_worker_is_replaced() -> None:
-    process, port = start("tests.server.apps.lifecycle:whoami", "--workers", "2")
+    server = start("tests.server.apps.lifecycle:whoami", "--workers", "2")
     try:
-        url = f"http://127.0.0.1:{port}/"
+        url = f"http://127.0.0.1:{server.port()}/"
         pids: set[str] = set()
-        deadline = time.monotonic() + 20
-        while len(pids) < 2 and time.monotonic() < deadline:
+
+        def answered_by_both() -> bool:
             with httpx.Client() as client:  # a new connection each time
                 pids.add(client.get(url).text)
-        assert len(pids) == 2
+            return len(pids) == 2
+
+        assert wait_until(answered_by_both, timeout=20)
         victim = int(next(iter(pids)))
         os.kill(victim, signal.SIGKILL)
-        replaced: set[str] = set()
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
+        restarted, _ = server.wait_for(rf"worker {victim} exited with .*; restarting it")
+        _, newcomer = server.wait_for(WORKER, after=restarted)
+        assert newcomer not in pids
+
+        def answered_by_the_newcomer() -> bool:
             try:
                 with httpx.Client() as client:
-                    replaced.add(client.get(url).text)
+                    return client.get(url).text == newcomer
             except httpx.HTTPError:
-                pass
-            if len(replaced - pids) >= 1:
-                break
-            time.sleep(0.05)
-        assert replaced - pids, "no replacement worker answered"
-        process.send_signal(signal.SIGTERM)
+                return False
+
+        assert wait_until(answered_by_the_newcomer, timeout=20), "the new worker never answered"
     finally:
-        status, output = finish(process)
+        server.process.send_signal(signal.SIGTERM)
+        status, output = server.finish()
     assert status == 0
-    assert "restarting" in output
 
 
 def test_workers_retire_after_max_requests_without_losing_one() -> None:
-    process, port = start(
+    server = start(
         "tests.server.apps.lifecycle:wsgi_whoami",
         "--workers",
         "2",
@@ -181,7 +195,7 @@ def test_workers_retire_after_max_requests_without_losing_one() -> None:
     )
     answers: list[str] = []
     try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
+        with httpx.Client(base_url=f"http://127.0.0.1:{server.port()}") as client:
             for _ in range(40):
                 # A worker that reached its limit finishes this request, then closes the
                 # connection: the next request gets a new connection, to a live worker.
@@ -189,8 +203,8 @@ def test_workers_retire_after_max_requests_without_losing_one() -> None:
                 assert response.status_code == 200
                 answers.append(response.text)
     finally:
-        process.send_signal(signal.SIGTERM)
-        status, output = finish(process)
+        server.process.send_signal(signal.SIGTERM)
+        status, output = server.finish()
     assert status == 0
     pids = {answer.split()[0] for answer in answers}
     assert len(pids) >= 40 // (5 + 3)  # each worker served at most 8, then was replaced
@@ -199,37 +213,25 @@ def test_workers_retire_after_max_requests_without_losing_one() -> None:
 
 
 def test_gunicorn_worker_class_serves_asgi_and_stops_gracefully() -> None:
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "-k",
-            "wsgi2asgi.workers.Worker",
-            "-w",
-            "2",
-            "-b",
-            f"127.0.0.1:{port}",
-            "tests.server.apps.lifecycle:slow",
-        ],
-        cwd=ROOT,
-        env=dict(os.environ, PYTHONUNBUFFERED="1"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        text = ""
-        for _ in range(200):
-            try:
-                text = httpx.get(f"http://127.0.0.1:{port}/hi", timeout=2).text
-                break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        assert text == "done /hi"
-        process.send_signal(signal.SIGTERM)
+    # gunicorn serves on a socket bound here and handed over (fd://): no port to race for.
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        fd = listener.fileno()
+        server = ServerProcess(
+            [
+                *(sys.executable, "-m", "gunicorn", "-k", "wsgi2asgi.workers.Worker", "-w", "2"),
+                *("-b", f"fd://{fd}", HELD),
+            ],
+            cwd=ROOT,
+            env=dict(os.environ, PYTHONUNBUFFERED="1"),
+            pass_fds=[fd],
+        )
+    try:  # the listener is gunicorn's alone now: were it to exit, connecting would be refused
+        server.wait_for(r"Booting worker")
+        assert httpx.get(f"http://127.0.0.1:{port}/hi", timeout=20).text == "done /hi"
     finally:
-        status, output = finish(process)
+        server.process.send_signal(signal.SIGTERM)
+        status, output = server.finish()
     assert status == 0
     # Each worker that started its lifespan also shut it down (a worker still booting when
     # SIGTERM arrives may not have started it at all).
@@ -248,23 +250,17 @@ def test_reload_restarts_the_server_when_a_file_changes(tmp_path: Path) -> None:
         "    await send({'type': 'http.response.body', 'body': b'VERSION'})\n"
     )
     module.write_text(source.replace("VERSION", "one"))
-    process, port = start("reloadable_app:app", "--reload", "--app-dir", str(tmp_path))
+    first = module.stat().st_mtime_ns
+    server = start("reloadable_app:app", "--reload", "--app-dir", str(tmp_path))
     try:
-        url = f"http://127.0.0.1:{port}/"
-        assert httpx.get(url).text == "one"
-        time.sleep(1.1)  # a different modification time, whatever the filesystem's resolution
+        assert httpx.get(f"http://127.0.0.1:{server.port()}/").text == "one"
         module.write_text(source.replace("VERSION", "two"))
-        text = ""
-        deadline = time.monotonic() + 20
-        while text != "two" and time.monotonic() < deadline:
-            try:
-                text = httpx.get(url, timeout=1).text
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        assert text == "two"
-        process.send_signal(signal.SIGTERM)
+        later = first + 2_000_000_000  # a different modification time on any filesystem
+        os.utime(module, ns=(later, later))
+        restarting, _ = server.wait_for(r"changed: .*reloadable_app\.py; restarting")
+        port = server.port(after=restarting)  # the new server process, on a port of its own
+        assert httpx.get(f"http://127.0.0.1:{port}/").text == "two"
     finally:
-        status, output = finish(process)
+        server.process.send_signal(signal.SIGTERM)
+        status, _ = server.finish()
     assert status == 0
-    assert "restarting" in output

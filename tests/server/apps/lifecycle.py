@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 
-async def slow(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    """Lifespan that prints its events; ``/slow`` takes one second to answer."""
+async def held(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Lifespan that prints its events; each request prints its path, then is answered once
+    its whole body is in (a test holds a request in flight by holding back its body)."""
     if scope["type"] == "lifespan":
         while True:
             message = await receive()
@@ -17,7 +17,13 @@ async def slow(scope: dict[str, Any], receive: Any, send: Any) -> None:
             else:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
-    await asyncio.sleep(1.0 if scope["path"] == "/slow" else 0)
+    print("request", scope["path"], flush=True)
+    more = True
+    while more:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+        more = message.get("more_body", False)
     await send({"type": "http.response.start", "status": 200, "headers": []})
     await send({"type": "http.response.body", "body": b"done " + scope["path"].encode()})
 
