@@ -6,20 +6,31 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import re
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
 
 from tests.apps_tools.shadow_apps import GatedCandidate, flask_candidate, make_primary
+from tests.server.conftest import start_server
 from wsgi2asgi.lifespan import LifespanDriver
 from wsgi2asgi.shadow import Shadow, format_report, run_shadow_report
 from wsgi2asgi.typing import ASGIApp, Receive, Scope, Send
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def client(app: ASGIApp) -> httpx.AsyncClient:
@@ -366,3 +377,79 @@ async def test_paths_are_relative_to_the_mount() -> None:
         assert (await client.get("/flask/stream")).text == "same"
     await shadow.drain()
     assert shadow.stats.compared == 1 and shadow.stats.equal == 1
+
+
+# -- shadow-report against what is not a report (#12.21) -----------------------------------------
+
+
+def not_a_report_site() -> Starlette:
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def lookalike(request: Request) -> Response:
+        return JSONResponse({**dict.fromkeys(COUNTERS, 0), "routes": ["/a"]})
+
+    async def listing(request: Request) -> Response:
+        return JSONResponse([1, 2, 3])
+
+    async def page(request: Request) -> Response:
+        return HTMLResponse("<!doctype html><title>Shop</title><h1>Welcome</h1>")
+
+    async def empty_report(request: Request) -> Response:
+        return JSONResponse(Shadow(make_primary(), make_primary()).report())
+
+    routes = [Route("/health", health), Route("/list", listing), Route("/", page)]
+    routes.append(Route("/lookalike", lookalike))
+    return Starlette(routes=[*routes, Route("/__shadow__", empty_report)])
+
+
+@pytest.fixture(scope="module")
+def not_a_report_url() -> Iterator[str]:
+    running = start_server(not_a_report_site())
+    try:
+        yield running.url
+    finally:
+        running.stop()
+
+
+def shadow_report_cli(url: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "wsgi2asgi", "shadow-report", url, "--timeout", "10"],
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+COUNTERS = ("compared", "equal", "different", "candidate_errors", "skipped")
+
+
+@pytest.mark.parametrize(
+    ("path", "why"),
+    [
+        ("/health", "its JSON has no compared, equal, different, candidate_errors, skipped"),
+        ("/list", "its JSON is a list, not an object"),
+        ("/lookalike", "its JSON has routes that are not a report's"),
+        ("/", "it is text/html; charset=utf-8, not JSON"),
+    ],
+)
+def test_shadow_report_command_refuses_what_is_not_a_report(
+    not_a_report_url: str, path: str, why: str
+) -> None:
+    result = shadow_report_cli(f"{not_a_report_url}{path}")
+
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"wsgi2asgi shadow-report: error: {not_a_report_url}{path} is not a shadow report ({why})"
+    ]
+
+
+def test_shadow_report_command_reads_a_real_empty_report(not_a_report_url: str) -> None:
+    result = shadow_report_cli(f"{not_a_report_url}/__shadow__")
+
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout.startswith("shadow: compared 0  equal 0  different 0")

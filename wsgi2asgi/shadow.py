@@ -526,15 +526,72 @@ def register(subparsers: Any) -> None:
 
 
 def run_shadow_report(args: argparse.Namespace) -> int:
-    """Fetch ``args.url``, print a summary; return 0, 1 when answers differed, 2 on failure."""
+    """Fetch ``args.url``, print a summary; return 0, 1 when answers differed, 2 on failure.
+
+    A URL that answers something other than a :meth:`Shadow.report` (a health check's JSON, an
+    HTML page) is a failure, said in one line: ``... is not a shadow report (why)``.
+    """
     try:
         with urllib.request.urlopen(args.url, timeout=args.timeout) as response:
-            report = json.load(response)
-    except (OSError, ValueError) as exc:
+            content_type = response.headers.get("content-type") or "no content-type"
+            body = response.read()
+    except OSError as exc:
         sys.stderr.write(f"wsgi2asgi shadow-report: error: {args.url}: {exc}\n")
         return 2
+    try:
+        report = _parse_report(body, content_type)
+    except ValueError as exc:
+        sys.stderr.write(
+            f"wsgi2asgi shadow-report: error: {args.url} is not a shadow report ({exc})\n"
+        )
+        return 2
     sys.stdout.write(format_report(report) + "\n")
-    return 1 if report.get("different", 0) else 0
+    return 1 if report["different"] else 0
+
+
+def _parse_report(body: bytes, content_type: str) -> dict[str, Any]:
+    """Return the :meth:`Shadow.report` in ``body``; ``ValueError`` says why it is not one."""
+    try:
+        report = json.loads(body)
+    except ValueError:
+        raise ValueError(f"it is {content_type}, not JSON") from None
+    if not isinstance(report, dict):
+        raise ValueError(f"its JSON is {_json_kind(report)}, not an object")
+    missing = [name for name in _COUNTERS if not _is_count(report.get(name))]
+    if missing:
+        raise ValueError(f"its JSON has no {', '.join(missing)}")
+    reasons, routes = report.get("skipped_reasons", {}), report.get("routes", {})
+    differences = report.get("differences", [])
+    fits = {
+        "skipped_reasons": isinstance(reasons, dict) and all(map(_is_count, reasons.values())),
+        "routes": isinstance(routes, dict) and all(map(_is_counters, routes.values())),
+        "differences": isinstance(differences, list) and all(map(_is_difference, differences)),
+    }
+    wrong = [name for name, fit in fits.items() if not fit]
+    if wrong:
+        raise ValueError(f"its JSON has {' and '.join(wrong)} that are not a report's")
+    return report
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_counters(value: object) -> bool:
+    return isinstance(value, dict) and all(_is_count(value.get(name)) for name in _COUNTERS)
+
+
+def _is_difference(value: object) -> bool:
+    if not isinstance(value, dict):
+        return False
+    problems, route, diff = value.get("problems"), value.get("route"), value.get("diff")
+    listed = isinstance(problems, list) and all(isinstance(p, str) for p in problems)
+    return listed and isinstance(route, str) and isinstance(diff, str)
+
+
+def _json_kind(value: object) -> str:
+    kinds = {list: "a list", str: "a string", bool: "a boolean", type(None): "null"}
+    return kinds.get(type(value), "a number")
 
 
 def format_report(report: dict[str, Any]) -> str:
