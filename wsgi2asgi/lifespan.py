@@ -137,13 +137,13 @@ class LifespanDriver:
         if kind == f"lifespan.{phase}.failed":
             raise LifespanFailed(self.name, str(message.get("message", "")))
         if phase == "startup" and kind == "lifespan.foreign":
-            self._unsupported(f"it answered {message['sent']!r}", logging.INFO)
+            self._unsupported(f"it answered {message.get('sent')!r}", logging.INFO)
         elif phase == "startup" and kind == "lifespan.returned":
             self._unsupported(repr(self._error), logging.DEBUG if self._error else logging.NOTSET)
         elif kind == "lifespan.returned" and self._error is not None:
             raise LifespanFailed(self.name, f"app raised {self._error!r}")
         elif kind == "lifespan.foreign":
-            raise LifespanFailed(self.name, f"app sent {message['sent']!r} during {phase}")
+            raise LifespanFailed(self.name, f"app sent {message.get('sent')!r} during {phase}")
         elif kind != "lifespan.returned":  # returned cleanly: nothing left to shut down
             raise LifespanFailed(self.name, f"unexpected message {kind!r} during {phase}")
 
