@@ -412,12 +412,16 @@ def test_frames_sent_before_the_accept_wait_and_arrive_in_order(serve: Serve) ->
 def test_shutdown_with_a_full_queue_still_closes_the_connection(
     serve: Serve,
 ) -> None:
+    gone = threading.Event()
+
     async def never_reads(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "websocket":
             return
         await receive()
         await send({"type": "websocket.accept"})
-        await asyncio.sleep(3600)
+        # Never receives. It ends once the test saw its connection end: shutdown waits for
+        # the apps still running, whether or not their connection is gone.
+        await asyncio.to_thread(gone.wait, 30)
 
     # A graceful-shutdown timeout far beyond the socket timeout: only the handshake ends this.
     running = serve(never_reads, lifespan="off", ws_max_queue=2, timeout_graceful_shutdown=600)
@@ -440,6 +444,7 @@ def test_shutdown_with_a_full_queue_still_closes_the_connection(
                 pass
         except ConnectionResetError:
             pass  # closed with our unread messages still in its kernel buffer
+        gone.set()
         stopping.join(10)
         assert not stopping.is_alive()
 

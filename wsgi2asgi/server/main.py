@@ -7,8 +7,9 @@ Sequence (``docs/server.md``):
 3. Listen (host/port, ``--uds`` or ``--fd``); log one line per mount with its interface.
 4. On SIGTERM or SIGINT, or after ``--limit-max-requests`` requests: stop accepting; close
    idle keep-alive connections; let in-flight requests finish (their connections close after
-   the response) for up to ``--timeout-graceful-shutdown`` seconds, then close what is left;
-   lifespan shutdown; exit 0.
+   the response) for up to ``--timeout-graceful-shutdown`` seconds; then tell the apps still
+   running that their clients are gone (``http.disconnect``; a WSGI response's ``close()``
+   runs), give them ``SHUTDOWN_GRACE`` seconds, cancel what is left; lifespan shutdown; exit 0.
 
 Example::
 
@@ -36,12 +37,15 @@ from wsgi2asgi.server.loading import load
 from wsgi2asgi.server.state import ServerState
 from wsgi2asgi.server.tcp import HTTPProtocol
 
-__all__ = ["EXIT_STARTUP_FAILED", "Server", "serve"]
+__all__ = ["EXIT_STARTUP_FAILED", "SHUTDOWN_GRACE", "Server", "serve"]
 
 logger = logging.getLogger("wsgi2asgi.error")
 
 #: Exit status when lifespan startup fails (as uvicorn).
 EXIT_STARTUP_FAILED = 3
+#: Seconds the apps still running at the graceful-shutdown deadline have to end once told
+#: that their clients are gone (a WSGI response's ``close()`` to run); then they are cancelled.
+SHUTDOWN_GRACE = 1.0
 
 
 class Server:
@@ -174,20 +178,8 @@ class Server:
             server.close()
         for connection in list(state.connections):
             connection.shutdown()
-        timeout = self.config.timeout_graceful_shutdown
-        deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
-        while state.connections or state.tasks:  # a task may outlive its connection
-            if deadline is not None and asyncio.get_running_loop().time() >= deadline:
-                logger.warning(
-                    "graceful shutdown timed out; closing %d connections", len(state.connections)
-                )
-                for connection in list(state.connections):
-                    if connection.task is not None:
-                        connection.task.cancel()
-                    if connection.transport is not None:
-                        connection.transport.abort()
-                break
-            await asyncio.sleep(0.05)
+        if not await _drained(state, self.config.timeout_graceful_shutdown):
+            await _disconnect_all(state)
         for server in self.servers:
             await server.wait_closed()
 
@@ -206,6 +198,45 @@ class Server:
                 loop.remove_signal_handler(sig)
             except (RuntimeError, ValueError):
                 pass
+
+
+async def _drained(state: ServerState, timeout: float | None) -> bool:
+    """Wait up to ``timeout`` seconds (``None``: for ever) for every connection and request to
+    end; whether they did. A request's task may outlive its connection (a WSGI ``close()``)."""
+    loop = asyncio.get_running_loop()
+    deadline = None if timeout is None else loop.time() + timeout
+    while state.connections or state.tasks:
+        if deadline is not None and loop.time() >= deadline:
+            return False
+        await asyncio.sleep(0.05)
+    return True
+
+
+async def _disconnect_all(state: ServerState) -> None:
+    """The graceful-shutdown deadline: tell every app its client is gone, then cut what is left.
+
+    Aborting the connections is what tells them: ``receive()`` returns ``http.disconnect``
+    (``websocket.disconnect``) and ``send()`` raises, so a WSGI response stops being iterated
+    and its ``close()`` runs on its thread. Apps get ``SHUTDOWN_GRACE`` seconds to end; then
+    their tasks are cancelled. (Cancelling first would cut them: ``CancelledError`` in
+    ``receive()``, and a WSGI ``close()`` cut off by the process exit.)
+    """
+    logger.warning(
+        "graceful shutdown timed out; disconnecting %d connections, %d requests in flight",
+        len(state.connections),
+        len(state.tasks),
+    )
+    for connection in list(state.connections):
+        if connection.transport is not None:
+            connection.transport.abort()
+    if not state.tasks:
+        return
+    _, pending = await asyncio.wait(set(state.tasks), timeout=SHUTDOWN_GRACE)
+    if pending:
+        logger.warning("cancelling %d requests that did not end when told", len(pending))
+        for task in pending:
+            task.cancel()
+        await asyncio.wait(pending, timeout=SHUTDOWN_GRACE)
 
 
 def _app_name(app: Any) -> str:

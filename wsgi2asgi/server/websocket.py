@@ -223,6 +223,8 @@ class WebSocketSession:
                 raise ClientDisconnected("the WebSocket connection is gone")
             if not self.connection.writable.is_set():
                 await self.connection.writable.wait()
+                if self.state == "closed":  # woken by connection_lost(), not by a drain
+                    raise ClientDisconnected("the WebSocket connection is gone")
             if message.get("bytes") is not None:
                 self.protocol.send_binary(bytes(message["bytes"]))
             elif message.get("text") is not None:
