@@ -29,6 +29,14 @@ What this adapter adds:
 * ``static=True`` serves ``STATIC_URL`` from the staticfiles finders, as ``runserver`` does
   (Django's ``ASGIStaticFilesHandler``/``StaticFilesHandler``): handy for the admin in
   development; in production collect static files and mount them, or use a CDN.
+* WebSockets: Django's handlers take only HTTP (``ASGIHandler`` raises on anything else, which
+  the server turns into a 500). The adapter closes the handshake before accepting, which the
+  server answers with 403 (ASGI ``www.rst``).
+* the bare prefix: under ``Mount("/dj")`` a request for ``/dj`` reaches ``ASGIHandler`` with an
+  empty ``path_info``, which no URL pattern matches (404; 301 with ``CommonMiddleware``). The
+  adapter answers it with ``308 Location: /dj/`` (query kept, method and body kept by the
+  client). ``WSGIHandler`` answers ``/dj`` itself (it reads an empty ``PATH_INFO`` as ``/``),
+  so ``interface="wsgi"`` is left alone.
 
 Example::
 
@@ -43,6 +51,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import quote
 
 import django
 
@@ -61,6 +70,9 @@ class DjangoApp:
     Args:
         handler: the ASGI app that serves HTTP (Django's ASGIHandler or a wrapped WSGIHandler).
         migrate: apply migrations at lifespan startup.
+        static: wraps the handler to serve static files (at the first request).
+        redirect_bare_prefix: answer the mount point without its slash (``/dj``) with a 308 to
+            ``/dj/`` instead of passing it to the handler (for ``ASGIHandler``, which 404s it).
     """
 
     def __init__(
@@ -69,15 +81,25 @@ class DjangoApp:
         *,
         migrate: bool = False,
         static: Callable[[ASGIApp], ASGIApp] | None = None,
+        redirect_bare_prefix: bool = False,
     ) -> None:
         self.handler = handler
         self.migrate = migrate
+        self.redirect_bare_prefix = redirect_bare_prefix
         self._static = static
         self._cookie_names: frozenset[bytes] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
+        kind = scope["type"]
+        if kind == "lifespan":
             await self._lifespan(receive, send)
+            return
+        if kind == "websocket":
+            # ASGI www.rst: a close before accept makes the server reject the handshake (403).
+            await send({"type": "websocket.close", "code": 1000})
+            return
+        if self.redirect_bare_prefix and kind == "http" and _is_bare_prefix(scope):
+            await _redirect_to_slash(scope, send)
             return
         if self._static is not None:
             self._serve_static(scope.get("root_path", ""))
@@ -155,6 +177,26 @@ class DjangoApp:
         return "; ".join(str(m) for m in messages if m.is_serious())
 
 
+def _is_bare_prefix(scope: Scope) -> bool:
+    root_path: str = scope.get("root_path", "")
+    return bool(root_path) and scope["path"] == root_path
+
+
+async def _redirect_to_slash(scope: Scope, send: Send) -> None:
+    """Answer ``308 Location: <root_path>/[?query]`` with an empty body.
+
+    RFC 9110 §15.4.9: 308 keeps the method and body, unlike Django's own 301. The location is
+    a relative reference (``path-absolute``): the path percent-encoded, the query as received.
+    """
+    location = quote(scope["path"], safe="/:@!$&'()*+,;=-._~").encode("ascii") + b"/"
+    query: bytes = scope.get("query_string", b"")
+    if query:
+        location += b"?" + query
+    headers = [(b"location", location), (b"content-length", b"0")]
+    await send({"type": "http.response.start", "status": 308, "headers": headers})
+    await send({"type": "http.response.body", "body": b""})
+
+
 def _close_connections() -> None:
     from django.db import connections
 
@@ -225,7 +267,12 @@ def django_app(
         from django.core.handlers.asgi import ASGIHandler
 
         django.setup(set_prefix=False)
-        return DjangoApp(ASGIHandler(), migrate=migrate, static=_static_handler(static))
+        return DjangoApp(
+            ASGIHandler(),
+            migrate=migrate,
+            static=_static_handler(static),
+            redirect_bare_prefix=True,
+        )
     if interface == "wsgi":
         from django.core.handlers.wsgi import WSGIHandler
 
