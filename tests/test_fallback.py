@@ -153,3 +153,52 @@ def test_url_path_for_tries_primary_then_fallback() -> None:
     assert str(app.url_path_for("old")) == "/old"
     with pytest.raises(NoMatchFound):
         app.url_path_for("neither")
+
+
+def pool_app(label: str, paths: list[str]) -> Starlette:
+    """A Starlette app whose lifespan stores ``pool`` and whose routes answer with it."""
+    from collections.abc import AsyncIterator
+    from contextlib import asynccontextmanager
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, str]]:
+        yield {"pool": label}
+
+    async def pool(request: Request) -> PlainTextResponse:
+        return PlainTextResponse(request.state.pool)
+
+    return Starlette(routes=[Route(p, pool) for p in paths], lifespan=lifespan)
+
+
+def test_fallback_each_app_gets_its_own_lifespan_state() -> None:
+    from tests.server.conftest import start_server
+    from wsgi2asgi.routing import Mount, Router
+
+    new = pool_app("new", ["/moved"])
+    legacy = pool_app("legacy", ["/moved", "/old"])
+    app = Router([Mount("/site", Fallback(new, legacy)), Mount("/direct", legacy)])
+    running = start_server(app, lifespan="on")
+    try:
+        with httpx.Client(base_url=running.url) as client:
+            assert client.get("/site/moved").text == "new"
+            assert client.get("/site/old").text == "legacy"
+            assert client.get("/direct/old").text == "legacy"
+    finally:
+        assert running.stop() == 0
+
+
+async def test_fallback_raises_on_unknown_scope_type() -> None:
+    called: list[str] = []
+
+    async def anything(scope: Scope, receive: Receive, send: Send) -> None:
+        called.append(scope["type"])
+
+    async def receive() -> Any:
+        raise AssertionError("not called")
+
+    async def send(message: Any) -> None:
+        raise AssertionError("not called")
+
+    with pytest.raises(ValueError, match="'foo'"):
+        await Fallback(anything, anything)({"type": "foo"}, receive, send)
+    assert called == []

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import httpx
@@ -12,7 +13,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from wsgi2asgi.lifespan import LifespanDriver, LifespanFailed
-from wsgi2asgi.routing import Host, Mount, ProtocolRouter, Router, route_path
+from wsgi2asgi.routing import Host, Mount, ProtocolRouter, Router, not_found, route_path
 from wsgi2asgi.typing import Receive, Scope, Send
 
 
@@ -283,9 +284,14 @@ async def test_router_lifespan_reaches_every_app_in_order_and_back() -> None:
     state: dict[str, Any] = {}
     driver = LifespanDriver(app, state=state, required=True)
     await driver.startup()
-    # Startup in the listed order; state shared with every child.
+    # Startup in the listed order; each app fills a state of its own.
     assert log == ["start a", "start c", "start z"]
-    assert state == {"a": True, "c": True, "z": True}
+    assert list(state) == ["wsgi2asgi.app_states"]
+    assert [s for s in state["wsgi2asgi.app_states"].values() if s] == [
+        {"a": True},
+        {"c": True},
+        {"z": True},
+    ]
     await driver.shutdown()
     assert log[3:] == ["stop z", "stop c", "stop a"]
 
@@ -352,6 +358,312 @@ async def test_starlette_lifespan_runs_when_mounted() -> None:
     driver = LifespanDriver(app, state=state, required=True)
     await driver.startup()
     assert events == ["up"]
-    assert state == {"db": "connected"}
+    assert state["wsgi2asgi.app_states"] == {id(api): {"db": "connected"}}
+    # What a server does: each request gets a shallow copy of the lifespan state.
+    transport = httpx.ASGITransport(app=lambda s, r, x: app({**s, "state": dict(state)}, r, x))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        assert (await client.get("/api/")).text == "connected"
     await driver.shutdown()
     assert events == ["up", "down"]
+
+
+# -- issue #12: router, mounts, hosts ------------------------------------------------------------
+
+
+def starlette_with_lifespan(label: str, log: list[str]) -> Starlette:
+    """A Starlette app whose lifespan logs its start and stop and stores ``pool`` in state."""
+    from collections.abc import AsyncIterator
+    from contextlib import asynccontextmanager
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, str]]:
+        log.append(f"start {label}")
+        yield {"pool": f"pool of {label}"}
+        log.append(f"stop {label}")
+
+    async def home(request: Request) -> PlainTextResponse:
+        return PlainTextResponse(request.state.pool)
+
+    return Starlette(routes=[Route("/", home)], lifespan=lifespan)
+
+
+async def test_router_lifespan_app_mounted_at_two_depths_runs_once() -> None:
+    log: list[str] = []
+    shared = starlette_with_lifespan("shared", log)
+    app = Router([Mount("/api", shared), Mount("/outer", Router([Mount("/api2", shared)]))])
+    driver = LifespanDriver(app, required=True)
+    await driver.startup()
+    await driver.shutdown()
+    assert log == ["start shared", "stop shared"]
+
+
+async def test_router_lifespan_nested_failure_names_the_full_mount_path() -> None:
+    log: list[str] = []
+    app = Router([Mount("/outer", Router([Mount("/inner", Recorder("x", log, fail="startup"))]))])
+    driver = LifespanDriver(app, required=True)
+    with pytest.raises(LifespanFailed, match="/outer/inner"):
+        await driver.startup()
+    await driver.aclose()
+
+
+def test_router_lifespan_state_is_per_app() -> None:
+    from tests.server.conftest import start_server
+
+    log: list[str] = []
+    app = Router(
+        [
+            Mount("/a", starlette_with_lifespan("a", log)),
+            Mount("/b", Router([Mount("/c", starlette_with_lifespan("c", log))])),
+            Host("b.test", starlette_with_lifespan("host", log)),
+            Mount("/p", ProtocolRouter({"http": starlette_with_lifespan("p", log)})),
+        ]
+    )
+    running = start_server(app, lifespan="on")
+    try:
+        with httpx.Client(base_url=running.url) as client:
+            assert client.get("/a/").text == "pool of a"
+            assert client.get("/b/c/").text == "pool of c"
+            assert client.get("/", headers={"host": "b.test"}).text == "pool of host"
+            assert client.get("/p/").text == "pool of p"
+    finally:
+        assert running.stop() == 0
+    assert log[:4] == ["start a", "start c", "start host", "start p"]
+    assert log[4:] == ["stop p", "stop host", "stop c", "stop a"]
+
+
+async def test_protocol_router_with_its_own_lifespan_app_is_driven_as_one_app() -> None:
+    log: list[str] = []
+    lifespan_app = starlette_with_lifespan("lifespan", log)
+    app = Router([Mount("/x", ProtocolRouter({"http": echo_app("x"), "lifespan": lifespan_app}))])
+    state: dict[str, Any] = {}
+    driver = LifespanDriver(app, state=state, required=True)
+    await driver.startup()
+    # The router's lifespan app fills the state its http app's requests get.
+    protocol_router = app.routes[0].app
+    assert state["wsgi2asgi.app_states"] == {id(protocol_router): {"pool": "pool of lifespan"}}
+    await driver.shutdown()
+    assert log == ["start lifespan", "stop lifespan"]
+
+
+async def test_router_old_style_scope_is_normalised_at_entry() -> None:
+    # httpx's ASGITransport(root_path=...) sends the older convention (daphne, hypercorn
+    # --root-path): path without root_path.
+    async def item(request: Request) -> JSONResponse:
+        return JSONResponse({"path": request.url.path, "url": str(request.url_for("item", id=3))})
+
+    api = Starlette(routes=[Route("/items/{id}", item, name="item")])
+    app = Router([Mount("/api", api), Mount("/raw", echo_app("raw"))])
+    transport = httpx.ASGITransport(app=app, root_path="/site")
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        response = await client.get("/api/items/3")
+        raw = (await client.get("/raw/a%2Fb")).json()
+    assert response.status_code == 200, response.text
+    assert response.json() == {
+        "path": "/site/api/items/3",
+        "url": "http://testserver/site/api/items/3",
+    }
+    assert raw == {
+        "app": "raw",
+        "path": "/site/raw/a/b",
+        "root_path": "/site/raw",
+        "raw_path": "/site/raw/a%2Fb",
+        "route_path": "/a/b",
+    }
+
+
+async def test_router_old_style_scope_reaches_flask_under_the_prefix() -> None:
+    from flask import Flask, request
+
+    from adapters.flask import flask_app
+
+    flask = Flask("old_style")
+
+    @flask.get("/hello")
+    def hello() -> dict[str, str]:
+        return {"script_name": request.script_root, "path": request.path}
+
+    app = Router([Mount("/api", flask_app(flask))])
+    transport = httpx.ASGITransport(app=app, root_path="/site")
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        response = await client.get("/api/hello")
+    assert response.status_code == 200, response.text
+    assert response.json() == {"script_name": "/site/api", "path": "/hello"}
+
+
+@pytest.mark.parametrize(
+    ("root_path", "path", "label", "child_root"),
+    [
+        ("/site/", "/site/api/x", "api", "/site/api"),
+        ("/", "/api/x", "api", "/api"),
+        ("/site/", "/api/x", "api", "/site/api"),  # trailing slash and old-style together
+    ],
+)
+async def test_router_root_path_trailing_slash_is_stripped(
+    root_path: str, path: str, label: str, child_root: str
+) -> None:
+    app = Router([Mount("/api", echo_app("api")), Mount("", echo_app("root"))])
+    sent: list[Any] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b""}
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "GET", "path": path, "root_path": root_path}
+    scope |= {"raw_path": path.encode(), "query_string": b"", "headers": []}
+    await app(scope, receive, send)
+    data = json.loads(sent[1]["body"])
+    assert (data["app"], data["root_path"], data["route_path"]) == (label, child_root, "/x")
+    assert data["path"] == child_root + "/x"
+    assert data["raw_path"] == child_root + "/x"
+
+
+async def call_raw(app: Any, scope: dict[str, Any]) -> list[Any]:
+    """Call ``app`` with ``scope`` and return the messages it sent."""
+    sent: list[Any] = []
+
+    async def receive() -> dict[str, Any]:
+        if scope["type"] == "websocket":
+            return {"type": "websocket.connect"}
+        return {"type": "http.request", "body": b""}
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    base = {"path": "/", "raw_path": b"/", "root_path": "", "query_string": b"", "headers": []}
+    await app(base | scope, receive, send)
+    return sent
+
+
+async def test_router_404_on_head_has_no_body() -> None:
+    app = Router([Mount("/a", echo_app("a"))])
+    sent = await call_raw(app, {"type": "http", "method": "HEAD", "path": "/b"})
+    assert sent[0]["status"] == 404
+    assert (b"content-length", b"9") in sent[0]["headers"]
+    assert b"".join(m.get("body", b"") for m in sent[1:]) == b""
+    get = await call_raw(app, {"type": "http", "method": "GET", "path": "/b"})
+    assert get[1]["body"] == b"Not Found"
+
+
+@pytest.mark.parametrize(
+    ("host", "label"),
+    [
+        ("admin.example.test.", "admin"),
+        ("ADMIN.example.test.:8000", "admin"),
+        ("api.example.test.", "wild"),
+        ("admin.example.test..", "fallthrough"),  # one dot is the FQDN root; two is no name
+    ],
+)
+async def test_host_trailing_dot_is_the_same_name(host: str, label: str) -> None:
+    app = Router(
+        [
+            Host("admin.example.test", echo_app("admin")),
+            Host("*.example.test.", echo_app("wild")),
+            Mount("", echo_app("fallthrough")),
+        ]
+    )
+    data = (await get(app, "/", headers={"host": host})).json()
+    assert data["app"] == label
+
+
+@pytest.mark.parametrize(
+    ("prefix", "message"),
+    [
+        ("/a%20b", "'%' never matches"),
+        ("/caf%C3%A9", "'%' never matches"),
+        ("/fl ask", "' ' is not allowed"),
+        ("/a\tb", "'\\t' is not allowed"),
+        ("//a", "empty segment"),
+        ("/a//b", "empty segment"),
+        ("/a/../b", "'..' is a dot-segment"),
+        ("/./a", "'.' is a dot-segment"),
+        ("/a?b", "'?' is not allowed"),
+        ("/a#b", "'#' is not allowed"),
+        ("/a\\b", "'\\\\' is not allowed"),
+        ("/a\u00a0b", "'\\xa0' is not allowed"),
+        ("api", "start with '/'"),
+    ],
+)
+def test_mount_rejects_prefixes_that_can_never_match(prefix: str, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        Mount(prefix, echo_app("x"))
+
+
+@pytest.mark.parametrize(
+    ("prefix", "normalised"),
+    [("/", ""), ("", ""), ("/api/", "/api"), ("/café", "/café"), ("/a:b@c!$&'()*+,;=-._~", None)],
+)
+def test_mount_accepts_and_normalises_valid_prefixes(prefix: str, normalised: str | None) -> None:
+    expected = prefix if normalised is None else normalised
+    assert Mount(prefix, echo_app("x")).prefix == expected
+
+
+@pytest.mark.parametrize(
+    "routes",
+    [
+        [Mount("/a", echo_app("1")), Mount("/a", echo_app("2"))],
+        [Mount("/a/", echo_app("1")), Mount("/a", echo_app("2"))],
+        [Mount("", echo_app("1")), Mount("/", echo_app("2"))],
+        [Host("a.test", echo_app("1")), Host("A.test.", echo_app("2"))],
+    ],
+)
+def test_router_rejects_a_route_that_could_never_be_reached(routes: list[Any]) -> None:
+    with pytest.raises(ValueError, match="never"):
+        Router(routes)
+
+
+async def test_router_raises_on_unknown_scope_type() -> None:
+    called: list[str] = []
+
+    async def anything(scope: Scope, receive: Receive, send: Send) -> None:
+        called.append(scope["type"])
+
+    with pytest.raises(ValueError, match="'foo'"):
+        await call_raw(Router([Mount("", anything)]), {"type": "foo"})
+    with pytest.raises(ValueError, match="'foo'"):
+        await call_raw(ProtocolRouter({"http": anything}), {"type": "foo"})
+    assert called == []
+
+
+FOREIGN_KEYS = ("router", "app_root_path", "route", "endpoint", "path_remaining")
+
+
+async def test_mount_strips_other_routers_private_keys() -> None:
+    seen: list[dict[str, Any]] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(scope)
+        await not_found(scope, receive, send)
+
+    routed = Router([Mount("/m", app), Host("h.test", app)], default=app)
+    foreign = {key: object() for key in FOREIGN_KEYS}
+    foreign |= {"path_params": {"x": 1}, "url_route": {"kwargs": {}}}
+    for extra in ({"path": "/m/x"}, {"headers": [(b"host", b"h.test")]}, {"path": "/other"}):
+        scope = {"type": "http", "method": "GET", **foreign, **extra}
+        await call_raw(routed, scope)
+    assert len(seen) == 3
+    for scope in seen:
+        assert not set(FOREIGN_KEYS) & set(scope)
+        # Data, not routing state: left for the app.
+        assert scope["path_params"] == {"x": 1} and "url_route" in scope
+
+
+async def test_starlette_below_a_plain_mount_below_starlette_reverses_its_own_names() -> None:
+    from starlette.routing import Mount as StarletteMount
+
+    async def inner_item(request: Request) -> PlainTextResponse:
+        return PlainTextResponse(str(request.url_for("item", id=3)))
+
+    async def outer_item(request: Request) -> PlainTextResponse:
+        return PlainTextResponse("outer")
+
+    inner = Starlette(routes=[Route("/items/{id}", inner_item, name="item")])
+    outer = Starlette(
+        routes=[
+            Route("/item/{id}", outer_item, name="item"),  # the same name, outside
+            StarletteMount("/outer", app=Router([Mount("/inner", inner)])),
+        ]
+    )
+    response = await get(outer, "/outer/inner/items/3")
+    assert response.text == "http://testserver/outer/inner/items/3"

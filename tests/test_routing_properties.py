@@ -7,6 +7,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
+from wsgi2asgi.prefixes import mount_prefix, spec_form
 from wsgi2asgi.routing import Mount, Router, route_path
 
 # Path segments as a server decodes them: any characters but "/", including "%", spaces,
@@ -17,7 +18,17 @@ segment = st.text(
     max_size=8,
 )
 segments = st.lists(segment, min_size=0, max_size=4)
-prefixes = st.lists(segment, min_size=1, max_size=3).map(lambda parts: "/" + "/".join(parts))
+# Mount prefixes: what mount_prefix accepts (RFC 3986 pchar without "%", or non-ASCII
+# printable characters; no dot-segment).
+prefix_segment = st.text(
+    alphabet=st.one_of(
+        st.sampled_from("abcXYZ019-._~!$&'()*+,;=:@"),
+        st.characters(min_codepoint=0x80).filter(str.isprintable),
+    ),
+    min_size=1,
+    max_size=8,
+).filter(lambda text: text not in (".", ".."))
+prefixes = st.lists(prefix_segment, min_size=1, max_size=3).map(lambda parts: "/" + "/".join(parts))
 
 
 def path_of(parts: list[str], trailing: bool = False) -> str:
@@ -73,3 +84,33 @@ def test_router_picks_the_longest_matching_prefix(prefixes_: list[str], parts: l
             assert isinstance(route, Mount)
             assert route.prefix == max(matching, key=len)
             break
+
+
+@given(st.lists(segment, min_size=1, max_size=3).map(lambda parts: "/" + "/".join(parts)))
+def test_a_prefix_is_refused_or_matches_the_path_it_names(prefix: str) -> None:
+    # Any text at all: a prefix Mount accepts is one a request for that very path reaches.
+    try:
+        mount = Mount(prefix, lambda *a: None)
+    except ValueError as exc:
+        assert repr(prefix) in str(exc)
+        return
+    assert mount.prefix == mount_prefix(mount.prefix)
+    assert mount.match(http_scope(mount.prefix)) is not None
+
+
+@given(segments, st.sampled_from(["", "/", "/site", "/site/", "/a/b/"]), st.booleans())
+def test_spec_form_puts_path_under_root_path_once(
+    parts: list[str], root: str, old_style: bool
+) -> None:
+    path = path_of(parts)
+    clean = root.rstrip("/")
+    full = path if old_style else clean + path
+    scope = {"path": full, "raw_path": full.encode(), "root_path": root}
+    once = spec_form(scope)
+    assert once["root_path"] == clean
+    assert (
+        once["path"] == full if (full == clean or full.startswith(clean + "/")) else (clean + full)
+    )
+    assert once["raw_path"] == once["path"].encode()
+    assert spec_form(once) is once  # idempotent: a nested router changes nothing
+    assert scope["root_path"] == root  # the incoming scope is never mutated

@@ -17,7 +17,10 @@ Rules this module keeps:
   propagates, like any other app error, so bugs in the new code stay visible.
 * WebSocket: a primary that closes the handshake before accepting falls back; the
   ``websocket.connect`` message is replayed.
-* Lifespan reaches both apps (see :func:`wsgi2asgi.routing.run_lifespans`).
+* Lifespan reaches both apps, once each, each with a ``state`` of its own, and each request
+  gets the state of the app answering it (see :mod:`wsgi2asgi.fanout`).
+* Scope types other than ``http``, ``websocket`` and ``lifespan`` raise (ASGI: "Applications
+  should actively reject any protocol that they do not understand").
 
 Example::
 
@@ -30,7 +33,8 @@ import logging
 from collections.abc import Collection
 from typing import Any
 
-from wsgi2asgi.routing import reverse, run_lifespans
+from wsgi2asgi.fanout import run_lifespans, with_app_state
+from wsgi2asgi.routing import reverse
 from wsgi2asgi.typing import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["Fallback"]
@@ -62,17 +66,21 @@ class Fallback:
         self.max_replay_bytes = max_replay_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            apps = [("primary", self.primary), ("fallback", self.fallback)]
-            await run_lifespans(apps, scope, receive, send)
+        kind = scope["type"]
+        if kind == "lifespan":
+            await run_lifespans(self.lifespan_apps(), scope, receive, send, per_app_state=True)
             return
-        if scope["type"] not in ("http", "websocket"):
-            await self.primary(scope, receive, send)
-            return
-        attempt = _Attempt(scope["type"], receive, send, self)
-        await self.primary(dict(scope), attempt.receive, attempt.send)
+        if kind != "http" and kind != "websocket":
+            raise ValueError(f"Fallback cannot handle scope type {kind!r}")
+        attempt = _Attempt(kind, receive, send, self)
+        primary_scope = with_app_state(scope, self.primary)
+        await self.primary(dict(primary_scope), attempt.receive, attempt.send)
         if attempt.discarded:
-            await self.fallback(scope, attempt.replay, send)
+            await self.fallback(with_app_state(scope, self.fallback), attempt.replay, send)
+
+    def lifespan_apps(self) -> list[tuple[str, ASGIApp]]:
+        """The apps whose lifespans this one stands for: the primary, then the fallback."""
+        return [("primary", self.primary), ("fallback", self.fallback)]
 
     def url_path_for(self, name: str, /, **path_params: Any) -> Any:
         """Reverse ``name`` in the primary, else in the fallback (Starlette's protocol)."""

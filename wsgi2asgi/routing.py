@@ -12,9 +12,24 @@ Mount semantics (ASGI spec, ``www.rst``; the same reading as Starlette 1.x, Djan
   consistent. The path a mount matches against is ``path`` with ``root_path`` removed.
 * ``Mount("/flask", app)`` matches ``/flask`` and ``/flask/...``, never ``/flaskfoo``. A
   request for ``/flask`` reaches the app with an empty remaining path, and the app answers as it
-  always would (Flask and Django redirect to ``/flask/``).
+  always would (Flask redirects to ``/flask/``).
 * Among mounts the longest prefix wins, whatever the order they were listed in. ``Host`` routes
   are tried first, in the order given.
+
+Rules this module keeps at the boundaries (the scope rules themselves are in
+:mod:`wsgi2asgi.prefixes`):
+
+* A ``Mount`` checks its prefix when built (:func:`~wsgi2asgi.prefixes.mount_prefix`), and a
+  router refuses a route that could never be reached (the same prefix or host twice): a
+  mistake is an error at start-up, not a silent 404.
+* A router puts the scope it receives in spec form once
+  (:func:`~wsgi2asgi.prefixes.spec_form`): no trailing ``/`` on ``root_path``, and an
+  older-convention ``path`` (without ``root_path``: daphne, older hypercorn) gets it in front,
+  ``raw_path`` too.
+* Every app a router calls gets a copy of the scope without other routers' private routing keys
+  (:data:`~wsgi2asgi.prefixes.FOREIGN_KEYS`), and the lifespan ``state`` of that app.
+* Scope types other than ``http``, ``websocket`` and ``lifespan`` raise: the spec says
+  "Applications should actively reject any protocol that they do not understand".
 
 Example::
 
@@ -24,11 +39,9 @@ Example::
         Mount("", django_asgi_app),           # everything else
     ])
 
-Lifespan: a router runs the lifespan of every distinct app beneath it (see
-:mod:`wsgi2asgi.lifespan`): startup in route order, one after another, so a failure names the
-mount that failed and stops the rest; shutdown in reverse order. The order is the order the
-routes were listed in (not the matching order), then the default app. Apps that do not speak
-lifespan (such as a bare WSGI app) are skipped.
+Lifespan: a router runs the lifespan of every distinct app in the whole tree beneath it, once,
+and each app gets a ``state`` dict of its own, which the requests that reach that app receive
+(see :mod:`wsgi2asgi.fanout`).
 
 URL reversal: Starlette's ``request.url_for`` walks the ``routes`` of every ``Mount`` it meets
 and calls ``url_path_for`` on each. ``Router``, ``Mount`` and ``Host`` speak that protocol, so a
@@ -38,35 +51,24 @@ it (with our prefixes added), and a name found nowhere is Starlette's own ``NoMa
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from wsgi2asgi.lifespan import LifespanDriver, LifespanFailed
+from wsgi2asgi.fanout import give_app_state, run_lifespans, with_app_state
+from wsgi2asgi.prefixes import child_scope, mount_prefix, route_path, spec_form
 from wsgi2asgi.typing import ASGIApp, Receive, Scope, Send
 
-__all__ = ["Host", "Mount", "ProtocolRouter", "Router", "not_found", "reverse", "run_lifespans"]
-
-logger = logging.getLogger(__name__)
-
-
-def route_path(scope: Scope) -> str:
-    """Return the part of ``scope["path"]`` below ``scope["root_path"]``.
-
-    >>> route_path({"path": "/flask/login", "root_path": "/flask"})
-    '/login'
-    >>> route_path({"path": "/flask", "root_path": "/flask"})
-    ''
-    """
-    path: str = scope["path"]
-    root_path: str = scope.get("root_path", "")
-    # ASGI www.rst: path includes root_path. A server that still sends a path without it
-    # (older convention) is handled too: the path is then already relative.
-    if root_path and path.startswith(root_path):
-        rest = path[len(root_path) :]
-        if rest == "" or rest.startswith("/"):
-            return rest
-    return path
+# run_lifespans and route_path live in fanout and prefixes; importable from here as before.
+__all__ = [
+    "Host",
+    "Mount",
+    "ProtocolRouter",
+    "Router",
+    "not_found",
+    "reverse",
+    "route_path",
+    "run_lifespans",
+]
 
 
 class Mount:
@@ -76,18 +78,16 @@ class Mount:
     ``/flaskfoo``; ``Mount("", app)`` matches every path.
 
     Args:
-        prefix: ``""`` or a path starting with ``/``; a trailing ``/`` is ignored.
+        prefix: ``""`` (or ``"/"``) or a path starting with ``/``; see :func:`mount_prefix`.
         app: the ASGI app to call with ``root_path`` extended by ``prefix``.
         name: a label for logs and lifespan errors (defaults to the prefix).
 
     Raises:
-        ValueError: ``prefix`` does not start with ``/``.
+        ValueError: a prefix that could never match (:func:`mount_prefix`).
     """
 
     def __init__(self, prefix: str, app: ASGIApp, *, name: str | None = None) -> None:
-        if prefix and not prefix.startswith("/"):
-            raise ValueError(f"Mount prefix must be '' or start with '/': {prefix!r}")
-        self.prefix = prefix.rstrip("/")
+        self.prefix = mount_prefix(prefix)
         self.app = app
         self.name = name if name is not None else (self.prefix or "/")
 
@@ -95,11 +95,14 @@ class Mount:
         return f"Mount({self.prefix!r}, {self.app!r})"
 
     def match(self, scope: Scope) -> Scope | None:
-        """Return the scope to call ``app`` with, or ``None`` when the path is elsewhere."""
+        """Return the scope to call ``app`` with, or ``None`` when the path is elsewhere.
+
+        The child scope is a copy with ``root_path`` extended and ``FOREIGN_KEYS`` removed.
+        """
         rest = route_path(scope)
         if rest != self.prefix and not rest.startswith(self.prefix + "/"):
             return None
-        child = dict(scope)
+        child = child_scope(scope)
         child["root_path"] = scope.get("root_path", "") + self.prefix
         return child
 
@@ -113,11 +116,12 @@ class Host:
 
     Patterns: ``"example.com"`` (any port), ``"example.com:8080"`` (that port only),
     ``"*.example.com"`` (one or more labels in front of ``example.com``), ``"*"`` (any host).
-    Matching ignores case; the host is read from the ``Host`` header, else ``scope["server"]``.
+    Matching ignores case and one trailing dot (``example.com.`` is the same fully qualified
+    name); the host is read from the ``Host`` header, else ``scope["server"]``.
 
     Args:
         pattern: the host pattern.
-        app: the ASGI app; the scope is passed through unchanged.
+        app: the ASGI app; it gets a copy of the scope without ``FOREIGN_KEYS``.
         name: a label for logs and lifespan errors (defaults to the pattern).
     """
 
@@ -125,7 +129,7 @@ class Host:
         host, port = split_host_port(pattern.lower())
         if port and not port.isdigit():
             raise ValueError(f"Host pattern port must be a number: {pattern!r}")
-        self.host, self.port = host, port
+        self.host, self.port = host.removesuffix("."), port
         self.app = app
         self.name = name if name is not None else pattern
 
@@ -133,15 +137,16 @@ class Host:
         return f"Host({self.host + (':' + self.port if self.port else '')!r}, {self.app!r})"
 
     def match(self, scope: Scope) -> Scope | None:
-        """Return ``scope`` when its host matches the pattern, else ``None``."""
+        """Return the scope to call ``app`` with when the host matches, else ``None``."""
         host, port = request_host(scope)
         if self.port and port != self.port:
             return None
         if self.host == "*" or host == self.host:
-            return scope
+            return child_scope(scope)
         if self.host.startswith("*."):
             suffix = self.host[1:]
-            return scope if host.endswith(suffix) and len(host) > len(suffix) else None
+            if host.endswith(suffix) and len(host) > len(suffix):
+                return child_scope(scope)
         return None
 
     def url_path_for(self, name: str, /, **path_params: Any) -> Any:
@@ -150,10 +155,15 @@ class Host:
 
 
 def request_host(scope: Scope) -> tuple[str, str]:
-    """Return ``(host, port)`` of a request, lower-cased, from ``Host`` or ``server``."""
+    """Return ``(host, port)`` of a request, lower-cased, from ``Host`` or ``server``.
+
+    RFC 1034 §3.1: a name ending in ``.`` is fully qualified, the same host; one trailing dot
+    is removed.
+    """
     for name, value in scope.get("headers", ()):
         if name.lower() == b"host":
-            return split_host_port(value.decode("latin-1").lower())
+            host, port = split_host_port(value.decode("latin-1").lower())
+            return host.removesuffix("."), port
     server = scope.get("server")
     if server:
         return str(server[0]).lower(), "" if server[1] is None else str(server[1])
@@ -180,12 +190,13 @@ async def not_found(scope: Scope, receive: Receive, send: Send) -> None:
     """The default app when nothing matches: 404 for http, a close for websocket.
 
     ASGI www.rst: a ``websocket.close`` before ``websocket.accept`` makes the server reject the
-    handshake with 403.
+    handshake with 403. RFC 9110 §9.3.2: a response to HEAD has the headers GET would have
+    (``Content-Length`` included) and no body.
     """
     if scope["type"] == "websocket":
         await send({"type": "websocket.close", "code": 1000})
         return
-    body = b"Not Found"
+    body = b"" if scope.get("method") == "HEAD" else b"Not Found"
     await send(
         {
             "type": "http.response.start",
@@ -194,6 +205,12 @@ async def not_found(scope: Scope, receive: Receive, send: Send) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+def _unknown_scope(owner: object, kind: object) -> ValueError:
+    # ASGI: "Applications should actively reject any protocol that they do not understand
+    # with an Exception (of any type)."
+    return ValueError(f"{type(owner).__name__} cannot handle scope type {kind!r}")
 
 
 class Router:
@@ -209,9 +226,14 @@ class Router:
     Args:
         routes: ``Mount`` and ``Host`` instances.
         default: the app for unmatched requests.
+
+    Raises:
+        ValueError: two routes take the same requests (the same mount prefix, or the same host
+            pattern), so the second could never be reached.
     """
 
     def __init__(self, routes: Sequence[Route], *, default: ASGIApp | None = None) -> None:
+        _check_reachable(routes)
         hosts = [r for r in routes if isinstance(r, Host)]
         mounts = sorted((r for r in routes if isinstance(r, Mount)), key=lambda m: -len(m.prefix))
         self.routes: list[Route] = [*hosts, *mounts]
@@ -222,15 +244,20 @@ class Router:
         return f"Router({self.routes!r})"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            await run_lifespans(self._lifespan_apps(), scope, receive, send)
+        kind = scope["type"]
+        if kind == "lifespan":
+            await run_lifespans(self.lifespan_apps(), scope, receive, send, per_app_state=True)
             return
+        if kind != "http" and kind != "websocket":
+            raise _unknown_scope(self, kind)
+        scope = spec_form(scope)
         for route in self.routes:
             child = route.match(scope)
             if child is not None:
-                await route.app(child, receive, send)
+                await route.app(give_app_state(child, route.app), receive, send)
                 return
-        await (self.default or not_found)(scope, receive, send)
+        app = self.default or not_found
+        await app(give_app_state(child_scope(scope), app), receive, send)
 
     def url_path_for(self, name: str, /, **path_params: Any) -> Any:
         """Reverse ``name`` in the first route (then the default app) that knows it.
@@ -249,19 +276,34 @@ class Router:
                 continue
         raise StarletteNoMatchFound(name, path_params)
 
-    def _lifespan_apps(self) -> list[tuple[str, ASGIApp]]:
+    def lifespan_apps(self) -> list[tuple[str, ASGIApp]]:
+        """The apps whose lifespans this router stands for: routes as listed, then ``default``."""
         named = [(route.name, route.app) for route in self.declared]
         if self.default is not None:
             named.append(("default", self.default))
         return named
 
 
+def _check_reachable(routes: Sequence[Route]) -> None:
+    seen: dict[tuple[str, ...], Route] = {}
+    for route in routes:
+        if isinstance(route, Mount):
+            key: tuple[str, ...] = ("mount", route.prefix)
+        else:
+            key = ("host", route.host, route.port)
+        if key in seen:
+            raise ValueError(
+                f"{route!r} could never be reached: {seen[key]!r} takes the same requests"
+            )
+        seen[key] = route
+
+
 class ProtocolRouter:
     """Send each scope type (``http``, ``websocket``, ``lifespan``) to its own app.
 
     Like channels' ``ProtocolTypeRouter``. A ``lifespan`` scope with no app of its own is
-    fanned out to the other apps. A scope type with no app gets the default answer
-    (404 for http, a close for websocket).
+    fanned out to the other apps (each with a state of its own). An ``http`` or ``websocket``
+    scope with no app gets the default answer (404, or a close); any other type raises.
 
     Example::
 
@@ -272,13 +314,23 @@ class ProtocolRouter:
         self.apps = dict(apps)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        app = self.apps.get(scope["type"])
-        if app is not None:
+        kind = scope["type"]
+        app = self.apps.get(kind)
+        if app is not None and kind == "lifespan":
             await app(scope, receive, send)
-        elif scope["type"] == "lifespan":
-            await run_lifespans(list(self.apps.items()), scope, receive, send)
-        else:
+        elif app is not None:
+            await app(with_app_state(scope, app), receive, send)
+        elif kind == "lifespan":
+            await run_lifespans(self.apps.items(), scope, receive, send, per_app_state=True)
+        elif kind == "http" or kind == "websocket":
             await not_found(scope, receive, send)
+        else:
+            raise _unknown_scope(self, kind)
+
+    def lifespan_apps(self) -> list[tuple[str, ASGIApp]] | None:
+        """The apps whose lifespans this router stands for; ``None`` when a ``lifespan`` app
+        speaks for all of them (the router is then driven as one app)."""
+        return None if "lifespan" in self.apps else list(self.apps.items())
 
 
 def reverse(app: object, prefix: str, name: str, path_params: dict[str, Any]) -> Any:
@@ -294,62 +346,3 @@ def reverse(app: object, prefix: str, name: str, path_params: dict[str, Any]) ->
         raise StarletteNoMatchFound(name, path_params)
     url = url_path_for(name, **path_params)
     return URLPath(path=prefix + str(url), protocol=url.protocol, host=url.host)
-
-
-async def run_lifespans(
-    apps: Iterable[tuple[str, ASGIApp]], scope: Scope, receive: Receive, send: Send
-) -> None:
-    """Act as the lifespan app of a composite: drive every distinct child app's lifespan.
-
-    Startup runs in the given order, one app after the other; the first failure is answered
-    with ``lifespan.startup.failed`` naming the app, after the apps already started are shut
-    down in reverse order. Shutdown runs in reverse order; every app is shut down even if one
-    fails, and the failures are reported together. The composite's ``state`` dict is shared
-    with every child.
-    """
-    state: dict[str, Any] = scope.get("state", {})
-    drivers = [LifespanDriver(app, state=state, name=name) for name, app in _distinct(apps)]
-    started: list[LifespanDriver] = []
-    message = await receive()
-    if message["type"] != "lifespan.startup":
-        return
-    try:
-        for driver in drivers:
-            await driver.startup()
-            started.append(driver)
-    except LifespanFailed as exc:
-        await driver.aclose()
-        failures = await _shutdown_all(started)
-        logger.error("lifespan startup failed: %s", exc)
-        text = "; ".join([str(exc), *failures])
-        await send({"type": "lifespan.startup.failed", "message": text})
-        return
-    await send({"type": "lifespan.startup.complete"})
-    message = await receive()
-    failures = await _shutdown_all(started)
-    if failures:
-        await send({"type": "lifespan.shutdown.failed", "message": "; ".join(failures)})
-    else:
-        await send({"type": "lifespan.shutdown.complete"})
-
-
-async def _shutdown_all(started: list[LifespanDriver]) -> list[str]:
-    failures: list[str] = []
-    for driver in reversed(started):
-        try:
-            await driver.shutdown()
-        except LifespanFailed as exc:
-            logger.error("lifespan shutdown failed: %s", exc)
-            failures.append(str(exc))
-    return failures
-
-
-def _distinct(apps: Iterable[tuple[str, ASGIApp]]) -> list[tuple[str, ASGIApp]]:
-    # The same app mounted twice (e.g. under two hosts) gets one lifespan.
-    seen: set[int] = set()
-    result = []
-    for name, app in apps:
-        if id(app) not in seen:
-            seen.add(id(app))
-            result.append((name, app))
-    return result

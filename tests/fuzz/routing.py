@@ -25,7 +25,10 @@ def one_input(data: bytes) -> None:
     path = "/" + provider.ConsumeUnicodeNoSurrogates(24)
     raw = (root + path).encode("utf-8", "surrogatepass")
     scope = {"type": "http", "path": root + path, "raw_path": raw, "root_path": root}
-    mount = Mount(prefix, _app)
+    try:
+        mount = Mount(prefix, _app)
+    except ValueError:
+        return  # a prefix that could never match is refused at construction (mount_prefix)
     child = mount.match(scope)
     bare = prefix.rstrip("/")
     inside = path == bare or path.startswith(bare + "/")
