@@ -64,11 +64,28 @@ def test_every_serve_flag_reaches_the_config() -> None:
     assert defaults == Config(app="m:app")  # the flags' defaults are the Config's
 
 
-def test_bad_mount_is_a_usage_error() -> None:
-    with pytest.raises(SystemExit):
-        build_parser().parse_args(["serve", "--mount", "no-equals-sign"])
-
-
 def test_config_errors_exit_2_with_a_message(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["serve"]) == 2
     assert "give an app" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--mount", "no-equals-sign"], "PREFIX=module:attr"),
+        (["--mount", "/a="], "PREFIX=module:attr"),
+        (["--mount", "=m:a"], "empty PREFIX"),
+        (["--mount", "/fl ask=m:a"], "' '"),
+        (["--mount", "/a%20b=m:a"], "'%'"),
+        (["--mount", "/a=m:x", "--mount", "/a/=m:y"], "never"),
+        (["--mount", "/=m:x", "m:y"], "never"),
+    ],
+)
+def test_bad_mount_prefix_is_one_line_and_exit_2(
+    flags: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["serve", *flags]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert message in err
+    assert "Traceback" not in err

@@ -17,16 +17,31 @@ from typing import Any
 from wsgi2asgi import __version__
 from wsgi2asgi.exceptions import ConfigError
 from wsgi2asgi.inventory import register as _add_routes
+from wsgi2asgi.prefixes import mount_prefix
 from wsgi2asgi.shadow import register as _add_shadow_report
 
 __all__ = ["build_parser", "main"]
 
 
 def _mount(text: str) -> tuple[str, str]:
+    """Parse ``--mount PREFIX=APP``; the prefix is checked and normalised as ``Mount`` does.
+
+    >>> _mount("/legacy/=legacy.wsgi:app"), _mount("/=site:app")
+    (('/legacy', 'legacy.wsgi:app'), ('', 'site:app'))
+
+    Raises:
+        ConfigError: no ``=`` or no APP, an empty PREFIX (the root is ``/``), or a prefix
+            ``Mount`` refuses; ``main`` prints it on one line (not argparse's usage).
+    """
     prefix, sep, app = text.partition("=")
     if not sep or not app:
-        raise argparse.ArgumentTypeError(f"--mount wants PREFIX=module:attr, not {text!r}")
-    return ("" if prefix == "/" else prefix.rstrip("/")), app
+        raise ConfigError(f"--mount wants PREFIX=module:attr, not {text!r}")
+    if not prefix:
+        raise ConfigError(f"--mount {text!r}: empty PREFIX (to mount at the root: '/={app}')")
+    try:
+        return mount_prefix(prefix), app
+    except ValueError as exc:
+        raise ConfigError(f"--mount {text!r}: {exc}") from None
 
 
 def _add_serve(subparsers: Any) -> None:
@@ -233,7 +248,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the process exit status."""
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except ConfigError as exc:  # a value argparse cannot judge (_mount): one line, no usage
+        print(f"wsgi2asgi: error: {exc}", file=sys.stderr)
+        return 2
     args.argv = argv
     if args.command is None:
         parser.print_help()

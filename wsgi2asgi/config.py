@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from wsgi2asgi.exceptions import ConfigError
+from wsgi2asgi.prefixes import mount_prefix
 
 __all__ = ["Config"]
 
@@ -86,9 +87,17 @@ class Config:
             raise ConfigError(f"--lifespan must be auto, on or off, not {self.lifespan!r}")
         if self.root_path and (not self.root_path.startswith("/") or self.root_path.endswith("/")):
             raise ConfigError("--root-path must start with '/' and not end with '/'")
+        taken = {""} if self.app is not None and self.mounts else set()  # APP goes at "/"
         for prefix, _ in self.mounts:
-            if prefix and not prefix.startswith("/"):
-                raise ConfigError(f"mount prefix must start with '/': {prefix!r}")
+            try:
+                prefix = mount_prefix(prefix)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
+            if prefix in taken:
+                raise ConfigError(
+                    f"two apps mounted at {prefix or '/'!r}: one would never be reached"
+                )
+            taken.add(prefix)
         for name in ("timeout_keep_alive", "timeout_request_header", "timeout_request_body"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")
