@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.loopback import wait_until
 from wsgi2asgi.config import Config
 from wsgi2asgi.server.main import Server
 
@@ -63,11 +64,17 @@ def start_server(app: Any, *, loop: str = "asyncio", **options: Any) -> Running:
     thread.start()
     ready.wait(10)
     running = Running(server, holder["loop"], port, thread, status)
-    for _ in range(500):
-        if server.started.is_set() or status:
-            break
-        threading.Event().wait(0.01)
+    wait_until(lambda: server.started.is_set() or status)  # listening, or failed to start
     return running  # the server owns the listening socket and closes it when it stops
+
+
+def on_loop(running: Running, read: Callable[[], Any]) -> Any:
+    """Call ``read`` on the server's event loop (its state is not safe to read elsewhere)."""
+
+    async def call() -> Any:
+        return read()
+
+    return asyncio.run_coroutine_threadsafe(call(), running.loop).result(5)
 
 
 @pytest.fixture(params=["asyncio", "uvloop"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -12,7 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.server.conftest import Running, raw
+from tests.loopback import wait_until
+from tests.server.conftest import Running, on_loop, raw
 
 Serve = Callable[..., Running]
 seen_by_app: list[dict[str, Any]] = []
@@ -57,7 +59,7 @@ async def echo_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await send({"type": "http.response.start", "status": 2000, "headers": []})
         return
     if path == "/slow":
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.5)  # slow on purpose: pipelined requests queue behind it
     body = b""
     while True:
         message = await receive()
@@ -448,38 +450,51 @@ def test_body_over_the_limit_is_413(serve: Serve) -> None:
 
 
 def test_concurrency_limit_answers_503(serve: Serve) -> None:
-    running = serve(echo_app, limit_concurrency=1)
+    entered, release = threading.Event(), asyncio.Event()
 
-    async def burst() -> list[int]:
-        async with httpx.AsyncClient(base_url=running.url) as client:
-            responses = await asyncio.gather(*(client.get("/slow") for _ in range(4)))
-        return sorted(r.status_code for r in responses)
+    async def holds(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        entered.set()
+        await asyncio.wait_for(release.wait(), 10)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"held"})
 
-    statuses = asyncio.run(burst())
-    assert statuses[0] == 200
-    assert 503 in statuses
+    running = serve(holds, lifespan="off", limit_concurrency=1)
+    first: dict[str, httpx.Response] = {}
+    client = threading.Thread(target=lambda: first.update(r=httpx.get(running.url, timeout=10)))
+    client.start()
+    assert entered.wait(5)  # the one request allowed is running
+    statuses = [httpx.get(running.url, timeout=5).status_code for _ in range(3)]
+    running.loop.call_soon_threadsafe(release.set)
+    client.join(10)
+    assert statuses == [503] * 3
+    assert first["r"].status_code == 200 and first["r"].text == "held"
 
 
 def test_slowloris_header_trickle_is_closed(server: Running) -> None:
+    # The head trickles in, a line every 0.2 s, for up to four header timeouts (1 s here):
+    # every line is progress, yet the head must be whole within the timeout of its first byte.
+    answer = b""
+    closed_after: float | None = None
     with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.settimeout(0.2)  # the trickle's pace: each read waits that long for the close
         start = time.monotonic()
-        closed = False
-        for piece in [b"GET / HTTP/1.1\r\n", b"Host: a\r\n", b"X-A: 1\r\n"] + [b"X: y\r\n"] * 20:
+        pieces = iter([b"GET / HTTP/1.1\r\n", b"Host: a\r\n"] + [b"X: y\r\n"] * 40)
+        while closed_after is None and time.monotonic() - start < 4:
             try:
-                sock.sendall(piece)
-            except OSError:
-                closed = True
-                break
-            time.sleep(0.2)
-            if time.monotonic() - start > 3:
-                break
-        if not closed:
-            sock.settimeout(3)
-            try:
-                closed = sock.recv(100) == b""
-            except OSError:
-                closed = True
-    assert closed
+                sock.sendall(next(pieces))
+                chunk = sock.recv(4096)
+            except TimeoutError:
+                continue  # still open: trickle on
+            except (BrokenPipeError, ConnectionResetError):
+                chunk = b""
+            answer += chunk
+            if not chunk:
+                closed_after = time.monotonic() - start
+    assert closed_after is not None, "the trickling head was still open after 4 s"
+    assert 0.9 < closed_after < 3
+    assert answer == b"" or status_of(answer) == 408, answer  # closed, at most with a 408
     assert seen_by_app == []
 
 
@@ -503,24 +518,24 @@ def test_client_vanishing_mid_request_leaves_the_server_healthy(server: Running)
 
 def test_disconnect_is_reported_to_the_app(serve: Serve) -> None:
     events: list[str] = []
+    called, disconnected = threading.Event(), threading.Event()
 
     async def waits(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
+        called.set()
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
                 events.append("disconnect")
+                disconnected.set()
                 return
 
     running = serve(waits, lifespan="off")
     with socket.create_connection(("127.0.0.1", running.port), timeout=5) as sock:
         sock.sendall(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
-        time.sleep(0.2)
-    for _ in range(100):
-        if events:
-            break
-        time.sleep(0.02)
+        assert called.wait(5)  # the app has the request; now the client leaves
+    assert disconnected.wait(5)
     assert events == ["disconnect"]
 
 
@@ -606,10 +621,20 @@ def test_invalid_chunks_are_400(server: Running, chunked_body: bytes) -> None:
     assert seen_by_app == [] or all(s["path"] != "/" for s in seen_by_app)
 
 
-def test_malformed_body_after_the_head_reached_the_app_gets_400(server: Running) -> None:
-    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+def test_malformed_body_after_the_head_reached_the_app_gets_400(serve: Serve) -> None:
+    reading = threading.Event()
+
+    async def reads(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        async def receive_noted() -> Any:
+            reading.set()
+            return await receive()
+
+        await echo_app(scope, receive_noted, send)
+
+    running = serve(reads, lifespan="off")
+    with socket.create_connection(("127.0.0.1", running.port), timeout=5) as sock:
         sock.sendall(b"POST /late HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nab")
-        time.sleep(0.2)  # the app has started and waits for the body
+        assert reading.wait(5)  # the app has started and waits for the body
         sock.sendall(b"c\r\nzz\r\n")
         data = b""
         while chunk := sock.recv(4096):
@@ -630,16 +655,14 @@ def test_debug_blocking_reports_the_blocking_line_and_request(
     running = serve(sleepy, lifespan="off", debug_blocking=100)
     with caplog.at_level(logging.WARNING, logger="wsgi2asgi.blocking"):
         assert httpx.get(running.url + "/nap").status_code == 204
-        for _ in range(100):
-            if "blocks the event loop" in caplog.text:
-                break
-            time.sleep(0.02)
+        wait_until(lambda: "blocks the event loop" in caplog.text)  # the watchdog's report
     assert "time.sleep(0.3)" in caplog.text
     assert "GET /nap" in caplog.text
 
 
 def test_request_body_that_stalls_gets_408_and_the_app_a_disconnect(serve: Serve) -> None:
     events: list[str] = []
+    disconnected = threading.Event()
 
     async def reader(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -648,6 +671,7 @@ def test_request_body_that_stalls_gets_408_and_the_app_a_disconnect(serve: Serve
             message = await receive()
             events.append(message["type"])
             if message["type"] == "http.disconnect":
+                disconnected.set()
                 return
 
     running = serve(reader, lifespan="off", timeout_request_body=0.5)
@@ -656,10 +680,7 @@ def test_request_body_that_stalls_gets_408_and_the_app_a_disconnect(serve: Serve
     assert status_of(data) == 408
     assert b"connection: close" in data
     assert time.monotonic() - start < 4
-    for _ in range(100):
-        if events and events[-1] == "http.disconnect":
-            break
-        time.sleep(0.02)
+    assert disconnected.wait(5)
     assert events == ["http.request", "http.disconnect"]
 
 
@@ -756,13 +777,12 @@ def test_server_exits_gracefully_after_max_requests(serve: Serve) -> None:
 
 
 def test_a_response_started_during_shutdown_says_connection_close(serve: Serve) -> None:
-    import threading
-
-    release = asyncio.Event()
+    entered, release = threading.Event(), asyncio.Event()
 
     async def waits(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
+        entered.set()
         await asyncio.wait_for(release.wait(), 10)
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"done"})
@@ -771,12 +791,15 @@ def test_a_response_started_during_shutdown_says_connection_close(serve: Serve) 
     result: dict[str, httpx.Response] = {}
     client = threading.Thread(target=lambda: result.update(r=httpx.get(running.url, timeout=10)))
     client.start()
-    for _ in range(500):
-        if running.server.state is not None and running.server.state.active:
-            break
-        time.sleep(0.01)
+    assert entered.wait(5)  # the request is in flight
     running.loop.call_soon_threadsafe(running.server.should_exit.set)
-    time.sleep(0.2)  # the shutdown has begun: the connection is marked closing
+
+    def marked_closing() -> bool:
+        state = running.server.state
+        return state is not None and any(c.closing for c in state.connections)
+
+    # The shutdown has begun: the connection is marked closing.
+    assert wait_until(lambda: on_loop(running, marked_closing))
     running.loop.call_soon_threadsafe(release.set)
     client.join(10)
     assert result["r"].text == "done"
@@ -785,12 +808,14 @@ def test_a_response_started_during_shutdown_says_connection_close(serve: Serve) 
 
 def test_stalled_body_frees_the_wsgi_thread_reading_it(serve: Serve) -> None:
     outcome: list[str] = []
+    failed = threading.Event()
 
     def reads_body(environ: dict[str, Any], start_response: Any) -> list[bytes]:
         try:
             environ["wsgi.input"].read()
         except OSError as exc:  # ClientDisconnected
             outcome.append(type(exc).__name__)
+            failed.set()
             raise
         start_response("200 OK", [])
         return [b"never"]
@@ -798,8 +823,5 @@ def test_stalled_body_frees_the_wsgi_thread_reading_it(serve: Serve) -> None:
     running = serve(reads_body, timeout_request_body=0.5)
     data = raw(running.port, b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\nabc")
     assert status_of(data) == 408
-    for _ in range(250):
-        if outcome:
-            break
-        time.sleep(0.02)
+    assert failed.wait(5)
     assert outcome == ["ClientDisconnected"]
