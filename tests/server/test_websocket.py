@@ -14,13 +14,14 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
-from tests.loopback import websocket_frame, websocket_upgrade
-from tests.server.conftest import Running, raw
+from tests.loopback import wait_until, websocket_frame, websocket_upgrade
+from tests.server.conftest import Running, on_loop, raw
 
 Serve = Callable[..., Running]
 
 
 firehose_outcomes: list[str] = []
+firehose_stopped = threading.Event()
 
 
 async def ws_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -53,6 +54,7 @@ async def ws_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
                 await send({"type": "websocket.send", "bytes": b"z" * 65536})
         except OSError as exc:  # ClientDisconnected, as ASGI 2.4 says
             firehose_outcomes.append(type(exc).__name__)
+            firehose_stopped.set()
             raise
     while True:
         message = await receive()
@@ -190,16 +192,13 @@ def test_reserved_opcode_closes_with_1002(server: Running) -> None:
 
 
 def test_client_vanishing_while_the_app_sends_stops_the_app(server: Running) -> None:
-    import time
-
     firehose_outcomes.clear()
+    firehose_stopped.clear()
     with connect(ws_url(server, "/firehose"), max_size=None) as ws:
         for _ in range(5):
             ws.recv(timeout=5)
         ws.socket.close()  # gone without a closing handshake
-    deadline = time.monotonic() + 5
-    while not firehose_outcomes and time.monotonic() < deadline:
-        time.sleep(0.01)
+    assert firehose_stopped.wait(5)
     assert firehose_outcomes == ["ClientDisconnected"]
     with connect(ws_url(server, "/echo")) as ws:
         ws.send("alive")
@@ -217,29 +216,35 @@ def test_client_vanishing_mid_frame_leaves_the_server_healthy(server: Running) -
 def test_client_vanishing_before_the_app_accepts_gives_the_app_a_disconnect(
     serve: Serve,
 ) -> None:
-    import asyncio
-    import time
-
     seen: list[str] = []
+    connected, done = threading.Event(), threading.Event()
+    left = asyncio.Event()
 
     async def slow_to_accept(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "websocket":
             return
-        seen.append((await receive())["type"])
-        await asyncio.sleep(0.3)  # the client leaves meanwhile
         try:
-            await send({"type": "websocket.accept"})
-        except OSError as exc:
-            seen.append(type(exc).__name__)
-            return
-        seen.append((await receive())["type"])
+            seen.append((await receive())["type"])
+            connected.set()
+            await asyncio.wait_for(left.wait(), 10)  # the client leaves meanwhile
+            try:
+                await send({"type": "websocket.accept"})
+            except OSError as exc:
+                seen.append(type(exc).__name__)
+                return
+            seen.append((await receive())["type"])
+        finally:
+            done.set()
 
     running = serve(slow_to_accept, lifespan="off")
     with socket.create_connection(("127.0.0.1", running.port), timeout=5) as sock:
         sock.sendall(websocket_upgrade(b"/ws"))
-    deadline = time.monotonic() + 5
-    while len(seen) < 2 and time.monotonic() < deadline:
-        time.sleep(0.01)
+        assert connected.wait(5)
+        pending = on_loop(running, lambda: session(running))
+    # The server has seen the connection go; only then does the app try to accept it.
+    assert wait_until(lambda: on_loop(running, lambda: pending.state == "closed"))
+    running.loop.call_soon_threadsafe(left.set)
+    assert done.wait(5)
     # The connection is gone: accepting it raises (ASGI 2.4: an OSError), nothing hangs.
     assert seen == ["websocket.connect", "ClientDisconnected"]
 
@@ -258,15 +263,6 @@ def server_text(sock: socket.socket, data: bytes = b"") -> str:
         data += chunk
     assert data[0] == 0x81 and data[1] < 126, data[:2]
     return data[2 : 2 + data[1]].decode()
-
-
-def on_loop(running: Running, read: Callable[[], Any]) -> Any:
-    """Call ``read`` on the server's event loop (its state is not safe to read elsewhere)."""
-
-    async def call() -> Any:
-        return read()
-
-    return asyncio.run_coroutine_threadsafe(call(), running.loop).result(5)
 
 
 def session(running: Running) -> Any:
@@ -315,15 +311,14 @@ def kernel_buffers(sock: socket.socket, running: Running) -> int:
 
 def test_an_app_not_reading_pauses_the_client_and_loses_no_message(serve: Serve) -> None:
     count, size, max_queue = 200, 64 * 1024, 8
-    release = threading.Event()
+    release = asyncio.Event()
 
     async def reads_later(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "websocket":
             return
         await receive()
         await send({"type": "websocket.accept"})
-        while not release.is_set():  # not reading meanwhile
-            await asyncio.sleep(0.01)
+        await asyncio.wait_for(release.wait(), 30)  # not reading meanwhile
         seen = [await receive() for _ in range(count)]
         ok = [m.get("bytes") == i.to_bytes(4, "big") * (size // 4) for i, m in enumerate(seen)]
         await send({"type": "websocket.send", "text": f"{sum(ok)} in order"})
@@ -341,7 +336,7 @@ def test_an_app_not_reading_pauses_the_client_and_loses_no_message(serve: Serve)
         # Everything else the client sent is in a kernel, not in the server's memory.
         assert sent <= queued * len(frames[0]) + READ_SIZE + kernel_buffers(sock, running)
         assert sent < len(data)
-        release.set()
+        running.loop.call_soon_threadsafe(release.set)
         sock.settimeout(10)
         sock.sendall(data[sent:])
         text = server_text(sock)
@@ -370,15 +365,14 @@ def test_a_ping_flood_from_a_client_not_reading_pauses_it(server: Running) -> No
 
 
 def test_frames_sent_before_the_accept_wait_and_arrive_in_order(serve: Serve) -> None:
-    connected, release = threading.Event(), threading.Event()
+    connected, release = threading.Event(), asyncio.Event()
 
     async def accepts_later(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "websocket":
             return
         await receive()
         connected.set()
-        while not release.is_set():
-            await asyncio.sleep(0.01)
+        await asyncio.wait_for(release.wait(), 10)
         await send({"type": "websocket.accept"})
         texts = [(await receive())["text"] for _ in range(3)]
         await send({"type": "websocket.send", "text": ",".join(texts)})
@@ -395,12 +389,10 @@ def test_frames_sent_before_the_accept_wait_and_arrive_in_order(serve: Serve) ->
         def held() -> tuple[int, bool]:
             return len(session(running).pending), session(running).reading_paused
 
-        deadline = time.monotonic() + 5
-        while on_loop(running, held)[0] == 0 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_until(lambda: on_loop(running, held)[0] > 0)
         # The server has them, and stopped reading: nothing more piles up before the accept.
         assert on_loop(running, held) == (len(early), True)
-        release.set()
+        running.loop.call_soon_threadsafe(release.set)
         data = b""
         while b"\r\n\r\n" not in data:
             data += sock.recv(4096)
@@ -454,6 +446,7 @@ def test_shutdown_with_a_full_queue_still_closes_the_connection(
 
 def test_a_silent_client_is_pinged_then_closed_with_1011(serve: Serve) -> None:
     codes: list[int] = []
+    disconnected = threading.Event()
 
     async def waits(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "websocket":
@@ -461,6 +454,7 @@ def test_a_silent_client_is_pinged_then_closed_with_1011(serve: Serve) -> None:
         await receive()
         await send({"type": "websocket.accept"})
         codes.append((await receive())["code"])  # nothing comes but the disconnect
+        disconnected.set()
 
     running = serve(waits, lifespan="off", ws_ping_interval=0.1, ws_ping_timeout=0.2)
     with handshake(running.port) as sock:  # a raw socket: it never answers the ping
@@ -473,16 +467,14 @@ def test_a_silent_client_is_pinged_then_closed_with_1011(serve: Serve) -> None:
     assert data[:2] == b"\x89\x04"  # the ping, 4 bytes of payload
     close = data[6:]
     assert close[0] == 0x88 and struct.unpack("!H", close[2:4]) == (1011,), data
-    deadline = time.monotonic() + 5
-    while not codes and time.monotonic() < deadline:
-        time.sleep(0.01)
+    assert disconnected.wait(5)
     assert codes == [1011]
 
 
 def test_a_client_answering_pings_stays_connected(serve: Serve) -> None:
     running = serve(ws_app, lifespan="off", ws_ping_interval=0.05, ws_ping_timeout=2.0)
     with connect(ws_url(running, "/echo")) as ws:  # answers pings from its own thread
-        time.sleep(0.5)  # about ten pings
+        time.sleep(0.5)  # kept: staying connected while ~ten pings come is what is tested
         ws.send("still here")
         assert ws.recv(timeout=5) == "STILL HERE"
 
@@ -495,13 +487,12 @@ def test_sessions_count_against_the_concurrency_limit(serve: Serve) -> None:
         with pytest.raises(InvalidStatus) as info:
             connect(ws_url(running, "/echo"))
         assert info.value.response.status_code == 503
-    deadline = time.monotonic() + 5  # the first session's task ends after its close
-    while True:
-        try:
-            with connect(ws_url(running, "/echo")) as ws:
-                ws.send("two")
-                assert ws.recv(timeout=5) == "TWO"
-            break
-        except InvalidStatus:
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
+
+    def idle() -> bool:
+        return running.server.state is not None and running.server.state.active == 0
+
+    # The first session's task ends after its close: then it no longer counts.
+    assert wait_until(lambda: on_loop(running, idle))
+    with connect(ws_url(running, "/echo")) as ws:
+        ws.send("two")
+        assert ws.recv(timeout=5) == "TWO"
