@@ -1007,8 +1007,9 @@ def test_requests_leave_no_live_objects_behind() -> None:
 
     from tests.memory import assert_no_leak
 
-    flask = adapt(create_app())
-    failing = adapt(_failing_app)
+    calls = _Calls()
+    flask = adapt(calls.counted(create_app()))
+    failing = adapt(calls.counted(_failing_app))
 
     async def one(i: int) -> None:
         kind = i % 4
@@ -1032,7 +1033,10 @@ def test_requests_leave_no_live_objects_behind() -> None:
 
     def run_round() -> None:
         asyncio.run(batch())
-        time.sleep(0.3)  # workers whose client left finish after the ASGI call returned
+        # Workers whose client left finish after the ASGI call returned: a round ends when
+        # all 600 WSGI calls have (their response's close() run).
+        assert calls.wait_ended(600, timeout=30), f"{calls.ended} of 600 WSGI calls ended"
+        calls.ended = 0
 
     # pytest keeps every log record of a test (with its traceback): not ours to count.
     logging.disable(logging.CRITICAL)
@@ -1044,6 +1048,53 @@ def test_requests_leave_no_live_objects_behind() -> None:
 
 def _failing_app(environ: Environ, start_response: Any) -> list[bytes]:
     raise RuntimeError("boom")
+
+
+class _Calls:
+    """Counts the WSGI calls that ended: the app raised, or its response's close() ran."""
+
+    def __init__(self) -> None:
+        self.ended = 0
+        self._changed = threading.Condition()
+
+    def counted(self, app: Any) -> Any:
+        def call(environ: Environ, start_response: Any) -> Any:
+            try:
+                result = app(environ, start_response)
+            except BaseException:
+                self._end()
+                raise
+            return _ThenCount(result, self._end)
+
+        return call
+
+    def _end(self) -> None:
+        with self._changed:
+            self.ended += 1
+            self._changed.notify_all()
+
+    def wait_ended(self, count: int, timeout: float) -> bool:
+        with self._changed:
+            return self._changed.wait_for(lambda: self.ended >= count, timeout)
+
+
+class _ThenCount:
+    """A response iterable whose close() closes the app's, then calls ``then``."""
+
+    def __init__(self, result: Any, then: Any) -> None:
+        self.result = result
+        self.then = then
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.result)
+
+    def close(self) -> None:
+        try:
+            close = getattr(self.result, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self.then()
 
 
 async def test_the_asgi_call_returns_only_after_close_returned() -> None:
