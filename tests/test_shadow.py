@@ -453,3 +453,39 @@ def test_shadow_report_command_reads_a_real_empty_report(not_a_report_url: str) 
 
     assert (result.returncode, result.stderr) == (0, "")
     assert result.stdout.startswith("shadow: compared 0  equal 0  different 0")
+
+
+def starlette_with_pool(label: str) -> Starlette:
+    """A Starlette app whose lifespan stores ``pool`` in state and whose ``/`` answers it."""
+    from collections.abc import AsyncIterator
+    from contextlib import asynccontextmanager
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, str]]:
+        yield {"pool": f"pool of {label}"}
+
+    async def home(request: Request) -> Response:
+        return Response(request.state.pool)
+
+    return Starlette(routes=[Route("/", home)], lifespan=lifespan)
+
+
+async def test_shadow_lifespan_state_is_per_app() -> None:
+    # Both apps store "pool": the client sees the primary's, the replay reaches the candidate's
+    # (so the two answers differ), and neither overwrote the other.
+    shadow = Shadow(starlette_with_pool("primary"), starlette_with_pool("candidate"))
+    state: dict[str, Any] = {}
+    driver = LifespanDriver(shadow, state=state, required=True)
+    await driver.startup()
+
+    async def served(scope: Scope, receive: Receive, send: Send) -> None:
+        # A server copies the lifespan state into each request (httpx's transport does not).
+        await shadow({**scope, "state": dict(state)}, receive, send)
+
+    async with client(served) as c:
+        assert (await c.get("/")).text == "pool of primary"
+    await shadow.drain()
+    await driver.shutdown()
+    assert shadow.stats.different == 1
+    (difference,) = shadow.stats.differences
+    assert "+pool of candidate" in difference.diff

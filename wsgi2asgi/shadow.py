@@ -20,8 +20,9 @@ Rules this module keeps:
 * Compared: the status, the ``compare_headers`` (all values, in order) and the body after the
   ``ignore`` normalisations (callables ``bytes -> bytes``, or regexes whose matches become
   ``<ignored>``). A difference is logged at WARNING on ``wsgi2asgi.shadow`` with a diff.
-* WebSocket scopes go to the primary only; lifespan reaches both apps, and shutdown waits for
-  the replays in flight.
+* WebSocket scopes go to the primary only; lifespan reaches both apps, each with a ``state`` of
+  its own (the primary's requests see the primary's, replays the candidate's), and shutdown
+  waits for the replays in flight.
 
 Example::
 
@@ -49,7 +50,8 @@ from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 from wsgi2asgi.exceptions import ASGIContractError
-from wsgi2asgi.routing import route_path, run_lifespans
+from wsgi2asgi.fanout import run_lifespans, with_app_state
+from wsgi2asgi.prefixes import route_path
 from wsgi2asgi.typing import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = [
@@ -222,8 +224,11 @@ class Shadow:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             apps = [("primary", self.primary), ("candidate", self.candidate)]
-            await run_lifespans(apps, scope, self._draining(receive), send)
+            # Each app gets a lifespan state of its own (docs/routing.md, "Lifespan state").
+            await run_lifespans(apps, scope, self._draining(receive), send, per_app_state=True)
             return
+        candidate_scope = with_app_state(scope, self.candidate)
+        scope = with_app_state(scope, self.primary)
         if scope["type"] != "http":
             await self.primary(scope, receive, send)
             return
@@ -237,7 +242,7 @@ class Shadow:
             await self.primary(scope, receive, send)
             self.stats.record_skip(_route_of(scope), "busy")
             return
-        replay_scope = _replay_scope(scope)
+        replay_scope = _replay_scope(candidate_scope)
         tee = _Tee(scope, receive, send, self.max_body)
         self._recording += 1
         try:
