@@ -113,6 +113,68 @@ def test_methods_work_on_instances_and_through_the_class() -> None:
     assert Account.double(account) == 24
 
 
+class Ledger:
+    def total(self) -> int:
+        return 7
+
+    async def fetch(self) -> int:
+        return 8
+
+
+def test_wrapped_bound_methods_keep_their_instance_as_self() -> None:
+    # asgiref copies __self__; Django's handler names a middleware by
+    # middleware_method.__self__.__class__.__name__, the method wrapped by sync_to_async.
+    ledger = Ledger()
+    to_async = sync_to_async(ledger.total)
+    to_sync = async_to_sync(ledger.fetch)
+    assert to_async.__self__ is ledger  # type: ignore[attr-defined]
+    assert to_sync.__self__ is ledger  # type: ignore[attr-defined]
+    assert (to_async.__qualname__, to_sync.__qualname__) == ("Ledger.total", "Ledger.fetch")
+    assert to_async.__wrapped__ == ledger.total  # type: ignore[attr-defined]
+    assert (asyncio.run(to_async()), to_sync()) == (7, 8)
+    account = Account(1)
+    assert account.add.__self__ is account  # type: ignore[attr-defined]
+    assert account.double.__self__ is account  # type: ignore[attr-defined]
+    assert not hasattr(sync_to_async(thread_name), "__self__")
+    assert not hasattr(async_to_sync(Ledger.fetch), "__self__")
+
+
+def test_function_attributes_are_kept() -> None:
+    # Django's decorators mark views with attributes (csrf_exempt, login_required's
+    # wrapped view...) and read them back from whatever wraps the view.
+    def view() -> str:
+        return "ok"
+
+    async def async_view() -> str:
+        return "ok"
+
+    view.csrf_exempt = True  # type: ignore[attr-defined]
+    async_view.csrf_exempt = True  # type: ignore[attr-defined]
+    assert sync_to_async(view).csrf_exempt is True  # type: ignore[attr-defined]
+    assert async_to_sync(async_view).csrf_exempt is True  # type: ignore[attr-defined]
+
+
+def test_async_to_sync_of_a_marked_async_callable_is_not_a_coroutine_function() -> None:
+    # Django marks an async-capable middleware with markcoroutinefunction(self) and adapts it
+    # to a sync chain with async_to_sync. The marker must not be copied onto the sync wrapper
+    # with the rest of __dict__, or Django (and asyncio) take it for a coroutine function.
+    from asgiref.sync import iscoroutinefunction as asgiref_iscoroutinefunction
+    from django.utils.deprecation import MiddlewareMixin
+
+    async def get_response(request: str) -> str:
+        return f"response to {request}"
+
+    middleware = MiddlewareMixin(get_response)
+    assert asgiref_iscoroutinefunction(middleware)
+    wrapped = async_to_sync(middleware)
+    assert not asgiref_iscoroutinefunction(wrapped)
+    assert not inspect.iscoroutinefunction(wrapped)
+    assert not iscoroutinefunction(wrapped)
+    if sys.version_info < (3, 14):
+        assert not asyncio.iscoroutinefunction(wrapped)
+    assert wrapped("r") == "response to r"
+
+
 @pytest.mark.parametrize(
     "bad",
     [
@@ -628,7 +690,9 @@ def test_no_threads_or_loops_leak_after_many_mixed_calls(settle: None) -> None:
     asyncio.run(batch(50))  # warm up pools and runner threads
     async_to_sync(coro)(1)
     baseline = wait_for_thread_count(threading.active_count())
-    loops_before = sum(isinstance(o, asyncio.AbstractEventLoop) for o in gc.get_objects())
+    # type(), not isinstance(): isinstance reads __class__, which a lazy object (Django's
+    # settings) answers by loading itself.
+    loops_before = sum(issubclass(type(o), asyncio.AbstractEventLoop) for o in gc.get_objects())
     total = 0
     for _ in range(25):
         total += asyncio.run(batch(100))
@@ -637,7 +701,8 @@ def test_no_threads_or_loops_leak_after_many_mixed_calls(settle: None) -> None:
     gc.collect()
     assert wait_for_thread_count(baseline) <= baseline
     loops_after = sum(
-        isinstance(o, asyncio.AbstractEventLoop) and not o.is_closed() for o in gc.get_objects()
+        issubclass(type(o), asyncio.AbstractEventLoop) and not o.is_closed()
+        for o in gc.get_objects()
     )
     assert loops_after <= loops_before
 

@@ -162,6 +162,26 @@ def iscoroutinefunction(func: object) -> bool:
     return call is not None and not inspect.isfunction(func) and inspect.iscoroutinefunction(call)
 
 
+# Markers that make a callable pass for a coroutine function: inspect's (3.12+) and asyncio's
+# (what asgiref's markcoroutinefunction sets before 3.12). functools.wraps copies them with
+# __dict__; on async_to_sync's sync wrapper they would lie.
+_COROUTINE_MARKERS = ("_is_coroutine_marker", "_is_coroutine")
+
+
+def _wrap(wrapper: Callable[..., Any], wrapped: Callable[..., Any]) -> Callable[..., Any]:
+    """``functools.wraps``, plus asgiref's ``__self__``, minus coroutine-function markers."""
+    functools.update_wrapper(wrapper, wrapped)
+    for marker in _COROUTINE_MARKERS:
+        wrapper.__dict__.pop(marker, None)
+    # asgiref copies a bound method's instance, and Django reads it: a middleware whose
+    # process_template_response (wrapped by sync_to_async) returns None is named by
+    # middleware_method.__self__.__class__.__name__.
+    instance = getattr(wrapped, "__self__", _MISSING)
+    if instance is not _MISSING:
+        wrapper.__self__ = instance  # type: ignore[attr-defined]
+    return wrapper
+
+
 def _adopt(ctx: contextvars.Context) -> None:
     """Set, in the current context, every variable whose value in ``ctx`` differs."""
     for var, value in ctx.items():
@@ -262,8 +282,9 @@ def sync_to_async(
             function on; only with ``thread_sensitive=False``.
 
     Returns:
-        An ``async def`` function with ``func``'s name, docstring and ``__wrapped__``. While
-        awaited, the event loop keeps running; ``func`` never runs on the loop's thread.
+        An ``async def`` function with ``func``'s name, docstring, attributes, ``__wrapped__``
+        and, for a bound method, ``__self__`` (as asgiref). While awaited, the event loop keeps
+        running; ``func`` never runs on the loop's thread.
 
     Raises:
         TypeError: ``func`` is a coroutine function or not callable, or ``executor`` is given
@@ -298,7 +319,7 @@ def sync_to_async(
         finally:
             _adopt(call.ctx)
 
-    return functools.wraps(func)(run_in_thread)
+    return _wrap(run_in_thread, func)
 
 
 @overload
@@ -344,7 +365,9 @@ def async_to_sync(
             available; the loop is closed afterwards.
 
     Returns:
-        A sync function with ``awaitable``'s name, docstring and ``__wrapped__``.
+        A sync function with ``awaitable``'s name, docstring, attributes, ``__wrapped__`` and,
+        for a bound method, ``__self__`` (as asgiref). Never a coroutine function, even when
+        ``awaitable`` was marked as one (``markcoroutinefunction``).
 
     Raises:
         TypeError: ``awaitable`` is not a coroutine function.
@@ -373,7 +396,7 @@ def async_to_sync(
             return _run_on_loop(call, target, args, kwargs)
         return _run_on_runner(target, args, kwargs, force_new_loop)
 
-    return functools.wraps(awaitable)(run_to_completion)
+    return _wrap(run_to_completion, awaitable)
 
 
 class _Outcome(Generic[R]):
