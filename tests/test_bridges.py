@@ -7,16 +7,18 @@ import contextvars
 import functools
 import gc
 import inspect
+import os
 import sys
 import threading
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 
+from tests.forking import forks_with_threads, in_forked_child, needs_fork, wait_for_exit
 from wsgi2asgi.bridges import (
     ThreadSensitiveContext,
     async_to_sync,
@@ -721,3 +723,101 @@ def test_origin_with_a_stopped_loop_falls_back_to_a_runner_instead_of_hanging() 
         assert used is not stopped
     finally:
         stopped.close()
+
+
+# -- 12. fork: a child starts clean ------------------------------------------------------------
+
+
+def use_every_bridge() -> list[str]:
+    """Each bridge once, from sync code; what a forked child does (it must not hang)."""
+
+    async def nested() -> str:
+        return await sync_to_async(lambda: "async_to_sync, then back to the calling thread")()
+
+    async def from_async() -> list[str]:
+        return [
+            await sync_to_async(lambda: "thread-sensitive")(),
+            await sync_to_async(lambda: "pool", thread_sensitive=False)(),
+        ]
+
+    return [async_to_sync(nested)(), *asyncio.run(from_async())]
+
+
+EVERY_BRIDGE = ["async_to_sync, then back to the calling thread", "thread-sensitive", "pool"]
+
+
+def fork_and_use_every_bridge() -> object:
+    return in_forked_child(use_every_bridge)
+
+
+@needs_fork
+@forks_with_threads
+@pytest.mark.parametrize("thread_sensitive", [True, False], ids=["sensitive", "pool"])
+async def test_a_child_forked_in_a_sync_to_async_worker_can_use_the_bridges(
+    thread_sensitive: bool,
+) -> None:
+    # multiprocessing's fork start method, called from a view: the child is a copy of the worker
+    # thread, which thought it worked for this (the parent's) loop.
+    fork = sync_to_async(fork_and_use_every_bridge, thread_sensitive=thread_sensitive)
+    assert await fork() == EVERY_BRIDGE
+
+
+@needs_fork
+@forks_with_threads
+async def test_a_child_forked_in_a_thread_sensitive_context_can_use_the_bridges() -> None:
+    async with ThreadSensitiveContext():
+        assert await sync_to_async(fork_and_use_every_bridge)() == EVERY_BRIDGE
+
+
+@needs_fork
+@forks_with_threads
+def test_a_child_forked_under_async_to_sync_can_use_the_bridges() -> None:
+    # The worker's context routes thread-sensitive calls to this thread, blocked in
+    # async_to_sync: it does not exist in the child.
+    async def fork_from_a_pool_worker() -> object:
+        return await sync_to_async(fork_and_use_every_bridge, thread_sensitive=False)()
+
+    assert async_to_sync(fork_from_a_pool_worker)() == EVERY_BRIDGE
+
+
+@needs_fork
+@forks_with_threads
+@pytest.mark.parametrize("thread_sensitive", [True, False], ids=["sensitive", "pool"])
+async def test_a_child_that_returns_from_the_function_it_forked_in_ends(
+    thread_sensitive: bool,
+) -> None:
+    # The child's only thread is the worker's, back in its loop with nothing left to serve:
+    # it must end there, not wait for the parent's work for ever.
+    pid = await sync_to_async(os.fork, thread_sensitive=thread_sensitive)()
+    status = wait_for_exit(pid)
+    assert status is not None, "the child lives on as an idle worker thread"
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+async def current_thread_async() -> threading.Thread:
+    return threading.current_thread()
+
+
+# Each bridge used from plain sync code: the thread that ran the callee.
+THREAD_OF: dict[str, Callable[[], threading.Thread]] = {
+    "async_to_sync": async_to_sync(current_thread_async),
+    "sensitive": lambda: asyncio.run(sync_to_async(threading.current_thread)()),
+    "pool": lambda: asyncio.run(sync_to_async(threading.current_thread, thread_sensitive=False)()),
+}
+
+
+@needs_fork
+@forks_with_threads
+@pytest.mark.parametrize("bridge", list(THREAD_OF))
+def test_a_child_forked_after_the_parent_used_the_bridges_gets_fresh_threads(
+    bridge: str,
+) -> None:
+    # gunicorn --preload, uWSGI: the app (and the bridges' threads) start in the master, then
+    # it forks. The threads the bridges keep for reuse exist only in the parent.
+    in_parent = THREAD_OF[bridge]()
+
+    def in_child() -> tuple[bool, bool]:
+        thread = THREAD_OF[bridge]()
+        return thread is not in_parent, thread.is_alive()
+
+    assert in_forked_child(in_child) == (True, True)

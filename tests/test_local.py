@@ -9,6 +9,7 @@ import weakref
 
 import pytest
 
+from tests.forking import forks_with_threads, in_forked_child, needs_fork
 from wsgi2asgi.bridges import async_to_sync, sync_to_async
 from wsgi2asgi.local import Local
 
@@ -141,3 +142,26 @@ def test_local_is_garbage_collected() -> None:
     del local
     gc.collect()
     assert ref() is None
+
+
+@needs_fork
+@forks_with_threads
+def test_values_survive_fork_in_the_forking_thread_and_cross_the_bridges_there() -> None:
+    # What gunicorn --preload does with a Local set while the app loads in the master.
+    context_local, critical = Local(), Local(thread_critical=True)
+    context_local.x, critical.x = "set before fork", "this thread's"
+    async_to_sync(sync_to_async(lambda: None))()  # the parent's bridge threads exist
+
+    def in_child() -> tuple[str, str, str, bool]:
+        async def read_in_async() -> str:
+            return str(await sync_to_async(lambda: context_local.x)())
+
+        critical_in_worker = asyncio.run(sync_to_async(lambda: hasattr(critical, "x"))())
+        return context_local.x, critical.x, async_to_sync(read_in_async)(), critical_in_worker
+
+    assert in_forked_child(in_child) == (
+        "set before fork",
+        "this thread's",
+        "set before fork",
+        False,
+    )

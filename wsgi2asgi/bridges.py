@@ -22,6 +22,11 @@ How the threads hand off
   ``asyncio.run`` does.
 * Context variables: the callee runs in a copy of the caller's context; when it returns, every
   variable whose value changed is set in the caller's context. Both directions, any depth.
+* Across ``fork()`` (multiprocessing, ``gunicorn --preload``, uWSGI): only the forking thread
+  exists in the child. ``os.register_at_fork`` hooks make the child start clean: that thread
+  forgets the loop it worked for and the waiting ``async_to_sync`` its context sent
+  thread-sensitive calls to; the shared workers and the runners start new threads on demand
+  (:mod:`wsgi2asgi.threads`, :mod:`wsgi2asgi.runners`). No check on the per-call path.
 
 Example::
 
@@ -48,6 +53,7 @@ import contextvars
 import functools
 import inspect
 import itertools
+import os
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from typing import Any, Generic, ParamSpec, TypeVar, overload
@@ -554,6 +560,24 @@ class ThreadSensitiveContext:
         # Stop after the queued items; never join on the loop (the thread may be parked in
         # an async_to_sync that needs this very loop).
         worker.shutdown(wait=False)
+
+
+def _forget_parent_after_fork() -> None:
+    """In a fork child, where only the forking thread exists: forget the parent's threads.
+
+    That thread may be a bridge worker that thinks it works for the parent's loop (no one runs
+    it here: ``async_to_sync`` would wait for ever), and its context may send thread-sensitive
+    calls to the queue of a thread blocked in ``async_to_sync`` (gone, or the forking thread
+    itself, busy). Those go to the process-wide thread instead. A ``ThreadSensitiveContext``'s
+    worker restarts by itself (:mod:`wsgi2asgi.threads`).
+    """
+    _state.call = None
+    if isinstance(_sensitive.get(), CallerQueue):
+        _sensitive.set(None)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_parent_after_fork)
 
 
 class _ContextWorker(SerialWorker):

@@ -13,6 +13,8 @@ Rules this module keeps (asgiref's semantics, which Django relies on):
   event loop, a per-thread context variable (task-local within that thread). Never crosses a
   bridge — what Django's database connections need.
 * No per-access lock: reads are one ``ContextVar.get``; writes one ``dict`` copy.
+* No process-wide state, so nothing to reset across ``fork()``: the forking thread's values are
+  still there in the child (the bridges restart their own threads there).
 
 Example::
 

@@ -10,6 +10,10 @@ Rules this module keeps:
   keeps up to ``keep`` idle ones for reuse, and closes the rest. The pool closes at exit.
 * Tasks a call leaves behind are cancelled when it returns (``cancel_leftovers``), as
   ``asyncio.run`` would, so a reused loop starts each call clean.
+* Across ``fork()``: the runner threads do not exist in the child, so every ``RunnerPool``
+  forgets its idle runners there (``os.register_at_fork``) and makes new ones on demand. The
+  old runners' loops still look running in the child, so they can be neither used nor closed:
+  they stay referenced (``_ORPHANED``), as collecting them would warn of unclosed loops.
 
 Example::
 
@@ -24,7 +28,9 @@ from __future__ import annotations
 import asyncio
 import atexit
 import logging
+import os
 import threading
+import weakref
 from typing import Any
 
 __all__ = ["Runner", "RunnerPool", "cancel_leftovers", "finish_loop", "runners"]
@@ -65,6 +71,7 @@ class RunnerPool:
         self._idle: list[Runner] = []
         self._lock = threading.Lock()
         self._closed = False
+        _POOLS.add(self)
 
     def take(self) -> Runner:
         """A runner for one call: an idle one, else a new one."""
@@ -88,6 +95,27 @@ class RunnerPool:
             idle, self._idle = self._idle, []
         for runner in idle:
             runner.close()
+
+    def _after_fork(self) -> None:
+        """In a fork child: the idle runners' threads are gone; make new runners on demand."""
+        _ORPHANED.extend(self._idle)
+        self._idle = []
+        self._lock = threading.Lock()
+
+
+#: Every RunnerPool, emptied in a fork child (weakly held).
+_POOLS: weakref.WeakSet[RunnerPool] = weakref.WeakSet()
+#: Runners inherited through fork(): unusable in the child, kept so nothing finalises them.
+_ORPHANED: list[Runner] = []
+
+
+def _forget_runners_after_fork() -> None:
+    for pool in list(_POOLS):
+        pool._after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_runners_after_fork)
 
 
 #: The process-wide pool ``async_to_sync`` takes runners from; closed at interpreter exit.

@@ -12,6 +12,11 @@ Rules this module keeps:
   makes), then returns when the coroutine is done. After that it is *closed*; items sent later
   (by a task that outlived the call) go to the queue's ``fallback`` instead of failing.
   This fixes asgiref's "CurrentThreadExecutor already quit or is broken".
+* Across ``fork()``: only the forking thread exists in the child. Every ``SerialWorker`` and
+  ``Pool`` forgets its threads, its queue (the parent's items stay the parent's) and its lock
+  there (``os.register_at_fork``), and starts new threads on the next ``submit``. If the
+  forking thread was one of their workers, it stops serving once its current item returns
+  (a child that returns from the function it forked in has nothing left to do).
 
 Example::
 
@@ -25,6 +30,7 @@ from __future__ import annotations
 import os
 import queue
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Protocol
 
@@ -32,6 +38,8 @@ __all__ = ["CallerQueue", "Executor", "Pool", "SerialWorker"]
 
 WorkItem = Callable[[], object]
 _STOP = object()
+#: Every SerialWorker and Pool, restarted in a fork child (weakly held: they come and go).
+_FORK_AWARE: weakref.WeakSet[SerialWorker | Pool] = weakref.WeakSet()
 
 
 class Executor(Protocol):
@@ -55,6 +63,7 @@ class SerialWorker:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stopped = False
+        _FORK_AWARE.add(self)
 
     def submit(self, item: WorkItem, /) -> None:
         """Queue ``item``; start the thread on first use.
@@ -86,6 +95,14 @@ class SerialWorker:
     def thread(self) -> threading.Thread | None:
         """The worker thread, once started."""
         return self._thread
+
+    def _after_fork(self) -> None:
+        """In a fork child: the thread is gone; a new one starts on the next ``submit``."""
+        if self._thread is threading.current_thread():
+            _stop_serving(self._queue)
+        self._queue = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._thread = None
 
     def _run(self) -> None:
         get = self._queue.get
@@ -122,6 +139,7 @@ class Pool:
         self._idle = 0
         self._counter = 0
         self._stopped = False
+        _FORK_AWARE.add(self)
 
     def submit(self, item: WorkItem, /) -> None:
         """Queue ``item``; start a thread when none is idle and the bound allows."""
@@ -155,8 +173,16 @@ class Pool:
         """How many threads the pool has right now."""
         return len(self._threads)
 
+    def _after_fork(self) -> None:
+        """In a fork child: the threads are gone; new ones start on demand."""
+        self._queue = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._threads = set()
+        self._idle = 0
+
     def _run(self) -> None:
-        get = self._queue.get
+        work = self._queue
+        get = work.get
         while True:
             try:
                 item = get(timeout=self.idle_timeout)
@@ -175,7 +201,28 @@ class Pool:
             item()  # type: ignore[operator]
             del item
             with self._lock:
+                if self._queue is not work:  # we forked in the item: this is the child
+                    return
                 self._idle += 1
+
+
+def _stop_serving(old: queue.SimpleQueue[object]) -> None:
+    """Drop the parent's items from ``old``, then make the thread serving it stop."""
+    while True:
+        try:
+            old.get_nowait()
+        except queue.Empty:
+            break
+    old.put(_STOP)
+
+
+def _restart_after_fork() -> None:
+    for executor in list(_FORK_AWARE):
+        executor._after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_restart_after_fork)
 
 
 class CallerQueue:
