@@ -54,12 +54,14 @@ def test_every_serve_flag_reaches_the_config() -> None:
         "serve", "m:app", "--ws-max-size", "1000", "--ws-max-queue", "4",
         "--ws-ping-interval", "5", "--ws-ping-timeout", "0", "--timeout-request-body", "7",
         "--max-body-size", "99", "--limit-max-requests", "10", "--threads", "3",
+        "--timeout-write", "0",
     ]  # fmt: skip
     config = Config(app="m:app", **config_options(build_parser().parse_args(flags)))
     assert (config.ws_max_size, config.ws_max_queue) == (1000, 4)
     assert (config.ws_ping_interval, config.ws_ping_timeout) == (5.0, None)  # 0: off
     assert (config.timeout_request_body, config.max_body) == (7.0, 99)
     assert (config.limit_max_requests, config.max_threads) == (10, 3)
+    assert config.timeout_write is None  # 0: off
     defaults = Config(app="m:app", **config_options(build_parser().parse_args(["serve", "m:a"])))
     assert defaults == Config(app="m:app")  # the flags' defaults are the Config's
 

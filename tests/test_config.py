@@ -24,6 +24,7 @@ from wsgi2asgi.exceptions import ConfigError
         {"app": "m:a", "ws_max_queue": 0},
         {"app": "m:a", "ws_ping_interval": 0},
         {"app": "m:a", "ws_ping_timeout": -1},
+        {"app": "m:a", "timeout_write": 0},
     ],
 )
 def test_invalid_configurations_are_refused(options: dict[str, object]) -> None:

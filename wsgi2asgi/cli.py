@@ -103,6 +103,14 @@ def _add_serve(subparsers: Any) -> None:
         help="seconds a request body may stall between two reads before 408 and close",
     )
     serve.add_argument("--timeout-graceful-shutdown", type=float, default=30.0)
+    serve.add_argument(
+        "--timeout-write",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="close a connection whose client has read nothing of its response for S seconds "
+        "(0: never)",
+    )
     serve.add_argument("--max-target-size", type=int, default=8190, help="longer: 414")
     serve.add_argument("--max-header-size", type=int, default=65536, help="larger: 431")
     serve.add_argument("--max-headers", type=int, default=100, help="more lines: 431")
@@ -209,6 +217,7 @@ def config_options(args: argparse.Namespace) -> dict[str, Any]:
         "timeout_request_header": args.timeout_request_header,
         "timeout_request_body": args.timeout_request_body,
         "timeout_graceful_shutdown": args.timeout_graceful_shutdown,
+        "timeout_write": args.timeout_write or None,
         "max_target": args.max_target_size,
         "max_header_bytes": args.max_header_size,
         "max_headers": args.max_headers,

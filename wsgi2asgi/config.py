@@ -52,6 +52,9 @@ class Config:
     timeout_request_header: float = 10.0
     timeout_request_body: float = 30.0  #: longest pause between two pieces of a request body
     timeout_graceful_shutdown: float | None = 30.0
+    #: Seconds a response may make no progress while the client does not read it (the write
+    #: buffer full); then the connection is closed and the app told (None: wait for ever).
+    timeout_write: float | None = 60.0
     max_target: int = 8190
     max_header_bytes: int = 65536
     max_headers: int = 100
@@ -117,7 +120,7 @@ class Config:
             raise ConfigError("--max-body-size must not be negative")
         if self.ws_max_queue < 1:
             raise ConfigError("--ws-max-queue must be at least 1")
-        for name in ("ws_ping_interval", "ws_ping_timeout"):
+        for name in ("ws_ping_interval", "ws_ping_timeout", "timeout_write"):
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ConfigError(f"{name} must be positive (or None: off)")

@@ -14,6 +14,10 @@ Rules this module keeps:
   it — gets ``408`` (if no response has started) and the connection closes; the app sees
   ``http.disconnect``. The body clock does not run while the server itself has paused reading
   (the app is not reading the body): only the client's slowness counts.
+* Write deadline: a connection whose writing is paused (the client does not read) and whose
+  unsent bytes (the transport's buffer and the socket's queue) have not gone down for
+  ``timeout_write`` seconds is aborted; the app sees the disconnect (a WSGI response is no
+  longer iterated and its ``close()`` runs, which frees its thread).
 * Flow control: ``pause_writing``/``resume_writing`` from the transport gate ``send``; the
   body buffer pauses reading (see :mod:`wsgi2asgi.server.cycle`).
 * A connection whose request body was not read to the end is closed after the response
@@ -29,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import sys
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import quote, unquote
 
@@ -50,6 +55,14 @@ if TYPE_CHECKING:
 __all__ = ["HTTPProtocol"]
 
 logger = logging.getLogger("wsgi2asgi.error")
+
+try:  # Linux: the socket's unsent bytes, to tell a slow reader from one that reads nothing
+    import fcntl
+    import termios
+
+    _SIOCOUTQ: int | None = termios.TIOCOUTQ
+except (ImportError, AttributeError):  # pragma: no cover - other systems
+    _SIOCOUTQ = None
 
 _SERVICE_UNAVAILABLE = 503
 
@@ -82,6 +95,8 @@ class HTTPProtocol(asyncio.Protocol):
         self.trusted = False
         self._timer: asyncio.TimerHandle | None = None
         self._body_timer: asyncio.TimerHandle | None = None
+        self._write_timer: asyncio.TimerHandle | None = None
+        self._write_left = 0  # the unsent bytes when the write clock last looked
         self._body_seen = 0.0  # loop time of the last request-body read
         self._in_head = False
         self._reading_paused = False
@@ -106,6 +121,7 @@ class HTTPProtocol(asyncio.Protocol):
         self.state.connections.discard(self)
         self._cancel_timer()
         self._stop_body_clock()
+        self._stop_write_clock()
         self.closing = True
         if self.cycle is not None:
             self.cycle.lost()
@@ -170,11 +186,13 @@ class HTTPProtocol(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self.writable.clear()
+        self._write_clock()
         if self.upgraded is not None:
             self.upgraded.writing_paused()  # it stops reading: pongs would pile up
 
     def resume_writing(self) -> None:
         self.writable.set()
+        self._stop_write_clock()
         if self.upgraded is not None:
             self.upgraded.writing_resumed()
 
@@ -401,6 +419,36 @@ class HTTPProtocol(asyncio.Protocol):
             return
         self._reject(ProtocolError(408, "request body timed out"))
 
+    def _write_clock(self) -> None:
+        """Writing is paused: the client must read within ``timeout_write``, or be closed."""
+        timeout = self.config.timeout_write
+        if timeout is None or self.transport is None:
+            return
+        self._stop_write_clock()
+        self._write_left = _unsent(self.transport)
+        self._write_timer = self.loop.call_later(timeout, self._write_timeout)
+
+    def _stop_write_clock(self) -> None:
+        if self._write_timer is not None:
+            self._write_timer.cancel()
+            self._write_timer = None
+
+    def _write_timeout(self) -> None:
+        self._write_timer = None
+        if self.writable.is_set() or self.transport is None:
+            return
+        if _unsent(self.transport) < self._write_left:
+            self._write_clock()  # a slow reader, but a reader: another period
+            return
+        # Aborted, not closed: close() would wait for the buffer to drain, which it never does.
+        # Also when closing already (after a last response that the client does not read).
+        logger.info(
+            "closing connection from %s: nothing read for %s s (--timeout-write)",
+            self.client,
+            self.config.timeout_write,
+        )
+        self.transport.abort()
+
     def _timeout(self) -> None:
         self._timer = None
         if self.cycle is None and self.upgraded is None:
@@ -430,6 +478,21 @@ async def _unavailable(scope: Scope, receive: Receive, send: Send) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+def _unsent(transport: asyncio.Transport) -> int:
+    """Bytes written to ``transport`` that the client has not taken yet: the transport's buffer
+    and, on Linux, the socket's send queue (``SIOCOUTQ``). The kernel's queue can hold
+    megabytes: a client reading slowly drains it long before the transport's buffer moves."""
+    unsent = transport.get_write_buffer_size()
+    sock = transport.get_extra_info("socket")
+    if _SIOCOUTQ is not None and sock is not None:
+        try:
+            queued = fcntl.ioctl(sock.fileno(), _SIOCOUTQ, b"\0\0\0\0")
+        except (OSError, ValueError):  # not a TCP socket here, or already closed
+            return unsent
+        unsent += int.from_bytes(queued, sys.byteorder, signed=True)
+    return unsent
 
 
 def _address(info: Any) -> tuple[str, int] | None:
