@@ -32,6 +32,8 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import threading
+import time
 from collections.abc import Iterable
 from types import TracebackType
 from typing import Any
@@ -44,13 +46,25 @@ from wsgi2asgi.streams import RequestBody, ResponseChannel
 from wsgi2asgi.threads import Pool
 from wsgi2asgi.typing import Message, Receive, Scope, Send, WSGIApp
 
-__all__ = ["DEFAULT_MAX_THREADS", "WSGIAdapter", "wsgi_to_asgi"]
+__all__ = [
+    "DEFAULT_MAX_THREADS",
+    "POOL_EXTENSION",
+    "POOL_WARNING_INTERVAL",
+    "WSGIAdapter",
+    "wsgi_to_asgi",
+]
 
 logger = logging.getLogger(__name__)
 
 #: Worker threads per adapter unless configured: enough for typical I/O-bound WSGI apps,
 #: bounded so a burst cannot create unbounded threads (or database connections).
 DEFAULT_MAX_THREADS = 32
+#: Seconds between two warnings (per adapter) that requests are waiting for a worker thread.
+POOL_WARNING_INTERVAL = 10.0
+#: The scope extension through which a server hears of requests waiting for a worker thread:
+#: ``scope["extensions"]["wsgi2asgi.pool"]["on_wait"](waiting)`` is called for each, with the
+#: number then waiting (``wsgi2asgi serve`` counts them in ``ServerState.pool_waits``).
+POOL_EXTENSION = "wsgi2asgi.pool"
 
 _ERROR_500 = b"Internal Server Error"
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
@@ -92,6 +106,12 @@ class WSGIAdapter:
         self.max_headers = max_headers
         self.duplicate_header_limit = duplicate_header_limit
         self.pool = Pool("wsgi2asgi-wsgi", max_workers=max_threads)
+        #: Requests that had to wait for a free worker thread, since the adapter was made.
+        self.waited = 0
+        self._running = 0  # requests handed to the pool and not finished
+        self._running_lock = threading.Lock()  # taken by the loop and by worker threads
+        self._next_warning = 0.0  # loop time before which no other warning is logged
+        self._unreported = 0  # waits since the last warning
 
     def __repr__(self) -> str:
         return f"WSGIAdapter({self.app!r}, max_threads={self.max_threads})"
@@ -112,6 +132,46 @@ class WSGIAdapter:
     def close(self) -> None:
         """Stop the worker threads (after the requests in progress)."""
         self.pool.shutdown()
+
+    @property
+    def waiting(self) -> int:
+        """How many requests are waiting for a worker thread right now."""
+        return max(self._running - self.max_threads, 0)
+
+    def _enter(self, scope: Scope) -> None:
+        """Count a request handed to the pool; when it must wait for a thread, say so."""
+        with self._running_lock:
+            self._running += 1
+            waiting = self._running - self.max_threads
+        if waiting > 0:
+            self._pool_full(scope, waiting)
+
+    def _leave(self) -> None:
+        """A request's worker thread is done with it (called on that thread)."""
+        with self._running_lock:
+            self._running -= 1
+
+    def _pool_full(self, scope: Scope, waiting: int) -> None:
+        """A full pool is otherwise invisible: count it, tell the server, warn (rate-limited)."""
+        self.waited += 1
+        self._unreported += 1
+        extension = (scope.get("extensions") or {}).get(POOL_EXTENSION)
+        if extension is not None:
+            extension["on_wait"](waiting)
+        now = time.monotonic()
+        if now >= self._next_warning:
+            self._next_warning = now + POOL_WARNING_INTERVAL
+            logger.warning(
+                "%d %s waiting for a worker thread of %r (all %d busy; %d waited since the "
+                "last such warning): more threads (--threads, max_threads) help an app that "
+                "waits on I/O",
+                waiting,
+                "request" if waiting == 1 else "requests",
+                self.app,
+                self.max_threads,
+                self._unreported,
+            )
+            self._unreported = 0
 
 
 def wsgi_to_asgi(
@@ -225,6 +285,7 @@ class _Exchange:
         # The app sees the context variables of the request's task (tracing, request ids set
         # by ASGI middleware), in a copy: what it sets stays with this request.
         context = contextvars.copy_context()
+        self.adapter._enter(self.scope)
         self.adapter.pool.submit(lambda: context.run(self.work, environ))
         wait_for_close = True
         try:
@@ -300,6 +361,7 @@ class _Exchange:
             finally:
                 self.errors.flush()
                 self._put_final(None)
+                self.adapter._leave()
                 self._signal_closed()
 
     def _stream(self, result: Iterable[bytes]) -> None:

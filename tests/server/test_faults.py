@@ -8,6 +8,7 @@ off as whole), every WSGI ``close()`` run, and the server healthy afterwards.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -361,3 +362,43 @@ def test_the_stack_leaves_no_memory_behind_across_faults_and_disconnects(
         assert_no_leak(run_round, rounds=6)
     finally:
         logging.disable(logging.NOTSET)
+
+
+def test_a_full_wsgi_pool_is_logged_and_counted(
+    serve: Serve, caplog: pytest.LogCaptureFixture
+) -> None:
+    # #13.8: requests waiting for a WSGI thread were invisible (no log line, no counter).
+    release = threading.Event()
+
+    def blocking(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        release.wait(10)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    caplog.set_level(logging.WARNING, logger="wsgi2asgi")
+    running = serve(blocking, lifespan="off", max_threads=1)
+    state = running.server.state
+    assert state is not None
+    statuses: list[int] = []
+    clients = [
+        threading.Thread(
+            target=lambda: statuses.append(httpx.get(running.url, timeout=10).status_code)
+        )
+        for _ in range(3)
+    ]
+    try:
+        for client in clients:
+            client.start()
+        deadline = time.monotonic() + 5  # one request runs, two wait for the thread
+        while state.pool_waits < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert state.pool_waits == 2
+        warnings = [r for r in caplog.records if "waiting for" in r.getMessage()]
+        assert len(warnings) == 1  # rate-limited: one line for the burst
+        assert warnings[0].levelno == logging.WARNING
+        assert "1 request waiting for" in warnings[0].getMessage()  # the queue's length then
+    finally:
+        release.set()
+        for client in clients:
+            client.join(10)
+    assert statuses == [200, 200, 200]

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from wsgi2asgi.config import Config
 from wsgi2asgi.server.http11 import Limits
+from wsgi2asgi.wsgi import POOL_EXTENSION
 
 if TYPE_CHECKING:
     from wsgi2asgi.server.tcp import HTTPProtocol
@@ -33,7 +34,22 @@ class ServerState:
     max_requests: int | None = None  #: after this many, ``on_max_requests`` is called once
     on_max_requests: Callable[[], None] | None = None
     shutting_down: bool = False
+    pool_waits: int = 0  #: requests that waited for a WSGI worker thread (a full pool)
+    #: Offered to the apps as ``scope["extensions"]["wsgi2asgi.pool"]``: the WSGI adapters
+    #: report a full pool through it (see :data:`wsgi2asgi.wsgi.POOL_EXTENSION`).
+    pool_extension: dict[str, Any] = dataclasses.field(init=False)
     lifespan_state: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.pool_extension = {"on_wait": self.count_pool_wait}
+
+    def scope_extensions(self) -> dict[str, Any]:
+        """The ``extensions`` of a new request scope: ours (``wsgi2asgi.pool``)."""
+        return {POOL_EXTENSION: self.pool_extension}
+
+    def count_pool_wait(self, waiting: int) -> None:
+        """A WSGI request waits for a worker thread (``waiting`` of them now)."""
+        self.pool_waits += 1
 
     def count_request(self) -> bool:
         """Count one request; at ``max_requests``, ask the server to stop (gracefully).

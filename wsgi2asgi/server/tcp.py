@@ -335,7 +335,7 @@ class HTTPProtocol(asyncio.Protocol):
             "query_string": request.query,
             "headers": request.headers,
             "state": dict(self.state.lifespan_state),
-            "extensions": {},
+            "extensions": self.state.scope_extensions(),
         }
         if self.trusted:
             apply_proxy_headers(scope)
