@@ -54,3 +54,27 @@ async def slow(scope: dict[str, Any], receive: Any, send: Any) -> None:
             await asyncio.sleep(3600)
         while (await receive())["type"] != "websocket.disconnect":
             pass
+
+
+#: Worker threads of the WSGI pool in ``benchmarks/hostile.py``'s never-read flood (ours and
+#: a2wsgi's alike).
+LARGE_THREADS = 4
+
+
+def large(environ: dict[str, Any], start_response: Any) -> Any:
+    """For ``benchmarks/hostile.py``: 64 MiB to ``GET /large``, hello world otherwise."""
+    if environ["PATH_INFO"] != "/large":
+        return wsgi(environ, start_response)
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(64 << 20))])
+    chunk = b"x" * 65536
+    return (chunk for _ in range(1024))
+
+
+def _a2wsgi_large() -> Any:
+    from a2wsgi import WSGIMiddleware
+
+    return WSGIMiddleware(large, workers=LARGE_THREADS)
+
+
+#: ``large`` under a2wsgi with the same number of threads, for uvicorn.
+a2wsgi_large = _a2wsgi_large()

@@ -8,6 +8,12 @@ uvloop, the same app: ``benchmarks.apps:slow``), on loopback:
 * ``ws-queue``: one WebSocket client sends 300 messages of 1 MiB to an app that accepted and
   never receives;
 * ``ws-ping``: one WebSocket client sends pings as fast as it can and never reads the pongs.
+* ``never-read`` (a table of its own): 8 connections ask a WSGI app with a 4-thread pool
+  (``benchmarks.apps:large``; a2wsgi's pool under uvicorn) for 64 MiB each and read nothing;
+  then another client asks for 13 bytes. The table gives the RSS growth, how long that request
+  took (or that it got no answer in 30 s), and how many of the 8 connections the server closed.
+  Ours runs with ``--timeout-write 5`` (the default is 60 s) to keep the run short; plain TCP.
+
 
 A client stops when a send makes no progress for 3 s (the server stopped reading). The table
 gives the server's RSS growth (``/proc``), the median of the rounds, and what the clients got
@@ -52,6 +58,19 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+#: The never-read flood's servers: the same WSGI app and thread count on both.
+NEVER_READ = {
+    "wsgi2asgi": [
+        *(PY, "-m", "wsgi2asgi", "serve", "benchmarks.apps:large", "--no-access-log"),
+        *("--threads", "4", "--timeout-write", "5", "--port", "{port}"),
+    ],
+    "uvicorn": [
+        *(PY, "-m", "uvicorn", "benchmarks.apps:a2wsgi_large", "--no-access-log"),
+        *("--port", "{port}", "--loop", "uvloop", "--http", "httptools"),
+    ],
+}
 
 
 def rss_kib(pid: int) -> int:
@@ -168,10 +187,74 @@ def run_one(server: str, case: str) -> tuple[float, float]:
         process.wait()
 
 
+def never_read(server: str) -> tuple[float, float | None, int]:
+    """(RSS growth in MiB, seconds until another request was answered or None, connections of
+    the flood the server closed) for the never-read flood on a fresh server."""
+    port = free_port()
+    command = [part.replace("{port}", str(port)) for part in NEVER_READ[server]]
+    process = subprocess.Popen(command, cwd=ROOT, stderr=subprocess.DEVNULL)
+    flood: list[socket.socket] = []
+    try:
+        wait_listening(port)
+        before = rss_kib(process.pid)
+        for _ in range(8):
+            sock = socket.create_connection(("127.0.0.1", port))
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+            sock.sendall(b"GET /large HTTP/1.1\r\nHost: a\r\n\r\n")
+            flood.append(sock)
+        time.sleep(1.0)  # the responses fill the buffers, the pool's threads block
+        started = time.monotonic()
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as probe:
+            probe.sendall(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+            try:
+                answered = probe.recv(4096).startswith(b"HTTP/1.1 200")
+            except TimeoutError:
+                answered = False
+        took = time.monotonic() - started if answered else None
+        after = rss_kib(process.pid)
+        return (after - before) / 1024, took, sum(closed_by_peer(sock) for sock in flood)
+    finally:
+        for sock in flood:
+            sock.close()
+        process.kill()
+        process.wait()
+
+
+def closed_by_peer(sock: socket.socket) -> bool:
+    """Whether the server closed (or reset) the connection: TCP_INFO's state, unread data or not."""
+    state = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0]
+    return state not in (1,)  # TCP_ESTABLISHED
+
+
+def wait_listening(port: int) -> None:
+    for _ in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    time.sleep(0.5)
+
+
+def never_read_table(rounds: int) -> None:
+    print()
+    print("| flood | server | RSS growth, MiB (median) | another request answered in | closed |")
+    print("| --- | --- | ---: | ---: | ---: |")
+    for server in NEVER_READ:
+        runs = [never_read(server) for _ in range(rounds)]
+        growth = statistics.median(r[0] for r in runs)
+        answered = [r[1] for r in runs if r[1] is not None]
+        took = f"{statistics.median(answered):.1f} s" if answered else "no answer in 30 s"
+        if answered and len(answered) < len(runs):
+            took += f" ({len(runs) - len(answered)} of {len(runs)} rounds: none)"
+        closed = statistics.median(r[2] for r in runs)
+        print(f"| never-read | {server} | {growth:,.1f} | {took} | {closed:g} of 8 |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--cases", default=",".join(CASES))
+    parser.add_argument("--cases", default=",".join([*CASES, "never-read"]))
     parser.add_argument("--tls", action="store_true", help="serve and flood over TLS")
     args = parser.parse_args()
     if args.tls:
@@ -179,11 +262,15 @@ def main() -> None:
     print("| flood | server | RSS growth, MiB (median) | client got through, MiB |")
     print("| --- | --- | ---: | ---: |")
     for case in args.cases.split(","):
+        if case == "never-read":
+            continue  # a table of its own, below
         for server in SERVERS:
             runs = [run_one(server, case) for _ in range(args.rounds)]
             growth = statistics.median(r[0] for r in runs)
             sent = statistics.median(r[1] for r in runs)
             print(f"| {case} | {server} | {growth:,.1f} | {sent:,.1f} |", flush=True)
+    if "never-read" in args.cases.split(","):
+        never_read_table(args.rounds)  # plain TCP, also with --tls
 
 
 if __name__ == "__main__":
