@@ -280,3 +280,33 @@ def test_every_non_token_character_in_a_header_name_is_refused(byte: int) -> Non
 def test_valid_hosts_are_accepted(host: bytes) -> None:
     events = RequestParser(Limits()).feed(b"GET / HTTP/1.1\r\nHost: %s\r\n\r\n" % host)
     assert isinstance(events[0], Request) and events[0].headers == [(b"host", host)]
+
+
+# -- #13.6: CONNECT never reaches the app -----------------------------------------------------
+
+SMUGGLED = b"GET /smuggled HTTP/1.1\r\nHost: a.example\r\n\r\n"
+
+
+@pytest.mark.parametrize("target", [b"/", b"http://a.example/", b"a.example:443"])
+@pytest.mark.parametrize("body", [b"", SMUGGLED], ids=["alone", "with-a-body"])
+def test_connect_is_refused_and_nothing_after_it_is_parsed(target: bytes, body: bytes) -> None:
+    # #13.6: llhttp takes CONNECT for an upgrade and skips its body, which then parsed as the
+    # next request; we are not a proxy and tunnel nothing.
+    data = b"CONNECT %s HTTP/1.1\r\nHost: a.example\r\nContent-Length: %d\r\n\r\n%s" % (
+        target,
+        len(body),
+        body,
+    )
+    parser = RequestParser(Limits())
+    with pytest.raises(ProtocolError) as info:
+        parser.feed(data + SMUGGLED)
+    assert info.value.status in (400, 405)
+    with pytest.raises(ProtocolError):
+        parser.feed(SMUGGLED)  # and nothing after it ever is
+
+
+def test_connect_behind_a_good_request_leaves_that_one_whole() -> None:
+    parser = RequestParser(Limits())
+    events = parser.feed(GOOD + b"CONNECT / HTTP/1.1\r\nHost: a\r\n\r\n" + SMUGGLED)
+    assert requests_and_bodies(events) == [(b"/a%20b?x=1", b"hello")]
+    assert parser.failed is not None and parser.failed.status in (400, 405)

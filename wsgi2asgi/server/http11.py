@@ -11,6 +11,8 @@ us. Rules this module keeps (RFC 9112 unless noted):
 * Limits: a request target longer than ``max_target`` → 414; a header section larger than
   ``max_header_bytes`` or with more than ``max_headers`` lines → 431; a body larger than
   ``max_body`` → 413.
+* ``CONNECT`` → 400 before the app sees it: this server is not a proxy and tunnels nothing
+  (llhttp would take the bytes after it for the tunnel's, or, skipped, for the next request).
 * Targets: origin-form ``/path?query``; absolute-form ``http://host/path`` ("a server MUST
   accept the absolute-form", §3.2.2) becomes its path; asterisk-form ``*`` only for OPTIONS.
 * Responses are framed by :mod:`wsgi2asgi.server.framing`.
@@ -85,6 +87,11 @@ Event = Request | Body | EndOfMessage
 
 #: Bytes parsed at a time when ``feed`` is given ``max_requests`` (outside known-length bodies).
 SLICE = 2048
+
+#: RFC 9110 §9.3.6: CONNECT asks for a tunnel, which a proxy makes. llhttp takes it for an
+#: upgrade, and would leave the bytes after its head to the tunnel, or parse them as the next
+#: request once skipped: it is refused, with all that follows.
+_NO_TUNNEL = "CONNECT is not supported: this server is not a proxy"
 
 
 class RequestParser:
@@ -271,6 +278,8 @@ class RequestParser:
             return  # the stand-in head: the body that follows is the request before it's
         parser = self._parser
         method = parser.get_method().decode("ascii")
+        if method == "CONNECT":
+            raise ProtocolError(400, _NO_TUNNEL)  # and nothing after it is parsed
         http_version = parser.get_http_version()
         if http_version != "1.1":
             http_version = _checked_version(http_version, self._chunked)
@@ -284,7 +293,7 @@ class RequestParser:
             path, _, query = target.partition(b"?")  # origin-form: nearly every request
         else:
             path, query = self._split_target(method, target)
-        upgrade = parser.should_upgrade() and method != "CONNECT"
+        upgrade = parser.should_upgrade()
         self._upgrading = upgrade and _asks_for_websocket(self._headers)
         self._body_follows = (
             upgrade and not self._upgrading and (self._chunked or bool(self._content_length))
