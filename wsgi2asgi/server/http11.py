@@ -8,11 +8,21 @@ us. Rules this module keeps (RFC 9112 unless noted):
   obs-fold, a bare CR, a NUL, an invalid header name, an invalid chunk size, an invalid method
   or version, an HTTP/1.1 request without ``Host`` or any with two → 400.
   These are the request smuggling classes (§6.3, §11.2). The connection is then closed.
-* Limits: a request target longer than ``max_target`` → 414; a header section larger than
-  ``max_header_bytes`` or with more than ``max_headers`` lines → 431; a body larger than
-  ``max_body`` → 413.
+* Limits: a request target longer than ``max_target`` → 414; a request head (blank lines
+  before it, request line, header lines, the empty line) larger than ``max_header_bytes`` or
+  with more than ``max_headers`` lines → 431; a body larger than ``max_body`` → 413. A chunked
+  body's trailer section is held to the same two limits (431), a chunk-size line to
+  ``max_header_bytes`` (400).
+* Heads are counted as their bytes arrive, before llhttp sees them, so the limit cuts a head
+  at the same byte however the client splits it (llhttp reports a header only once its line
+  ends). llhttp is fed in pieces that end where a head, a body or a trailer section ends
+  (chunk sizes are followed for that, llhttp still checks them), so the count of each head
+  starts at its first byte. A line cut between two reads is fed once its start has arrived and
+  again once it ends, never piece by piece: httptools joins a field cut between two feeds with
+  ``bytes +=``, which fed on every read would copy a long line whole each time (quadratic).
 * ``CONNECT`` → 400 before the app sees it: this server is not a proxy and tunnels nothing
   (llhttp would take the bytes after it for the tunnel's, or, skipped, for the next request).
+* Trailer fields are dropped: never in ``Request.headers`` (RFC 9112 §7.1.2).
 * Targets: origin-form ``/path?query``; absolute-form ``http://host/path`` ("a server MUST
   accept the absolute-form", §3.2.2) becomes its path; asterisk-form ``*`` only for OPTIONS.
 * Responses are framed by :mod:`wsgi2asgi.server.framing`.
@@ -40,7 +50,6 @@ __all__ = [
     "ProtocolError",
     "Request",
     "RequestParser",
-    "SLICE",
 ]
 
 
@@ -85,13 +94,19 @@ class EndOfMessage:
 
 Event = Request | Body | EndOfMessage
 
-#: Bytes parsed at a time when ``feed`` is given ``max_requests`` (outside known-length bodies).
-SLICE = 2048
-
+#: The end of a head or of a trailer section: the empty line after its last field line (RFC
+#: 9112 §2.1). A valid head holds no other CRLF CRLF: llhttp refuses CR and LF in its fields.
+_EMPTY_LINE = b"\r\n\r\n"
 #: RFC 9110 §9.3.6: CONNECT asks for a tunnel, which a proxy makes. llhttp takes it for an
 #: upgrade, and would leave the bytes after its head to the tunnel, or parse them as the next
 #: request once skipped: it is refused, with all that follows.
 _NO_TUNNEL = "CONNECT is not supported: this server is not a proxy"
+#: RFC 9112 §7.1: ``chunk-size = 1*HEXDIG``, at the start of a chunk-size line; the rest of
+#: the line (extensions, CRLF) is llhttp's to check.
+_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]+")
+_SIZE_LINE = re.compile(rb"([0-9A-Fa-f]+)[^\n]*\n")
+#: Bytes of a chunk-size line kept to read its size: enough for any size llhttp accepts.
+_SIZE_PREFIX = 24
 
 
 class RequestParser:
@@ -120,26 +135,35 @@ class RequestParser:
         self._replaying = False  # parsing the stand-in head of an ignored upgrade's body
         self._keep_alive = True
         self._requests = 0  # Request events produced by the current feed
+        # The head (or trailer section) being read, counted as it arrives:
+        self._section_bytes = 0
+        self._section_tail = b""  # its last bytes, for an empty line cut between two reads
+        self._cut_line: bytearray | None = None  # a line fed in part: its rest, until it ends
         self._reset_message()
 
     def _reset_message(self) -> None:
         self._target = bytearray()
         self._headers: list[tuple[bytes, bytes]] = []
-        self._header_bytes = 0
         self._body_bytes = 0
         self._content_length: int | None = None
         self._chunked = False
         self._expect_continue = False
         self._hosts = 0
+        # Where a chunked body stands (followed here only to find where it ends):
+        self._chunk_left = 0  # bytes of chunk data and its CRLF still to come
+        self._size_line = b""  # the start of a chunk-size line cut between two reads
+        self._size_line_bytes = 0
+        self._in_trailers = False
+        self._trailer_lines = 0
 
     def feed(self, data: bytes, max_requests: int | None = None) -> list[Event]:
         """Parse ``data`` (after any bytes held back before); return the events it completes.
 
         With ``max_requests``, parsing stops once that many request heads were parsed in this
-        call, give or take one slice of ``SLICE`` bytes; the rest waits in :attr:`held` for the
-        next call (``feed(b"", n)``). That bounds what a client pipelining thousands of
-        requests into one packet makes the server hold. A body with a known length is never
-        cut into slices.
+        call, at the start of the next head (the last request's body is parsed on); the rest
+        waits in :attr:`held` for the next call (``feed(b"", n)``).
+        That bounds what a client pipelining thousands of requests into one packet makes the
+        server hold.
 
         Malformed input behind whole requests (a bad one pipelined after good ones): the whole
         requests' events are returned and the error is kept in :attr:`failed`, so that they can
@@ -154,10 +178,7 @@ class RequestParser:
             data, self.held = self.held + data, b""
         self._requests = 0
         try:
-            if max_requests is None or (max_requests > 0 and len(data) <= SLICE):
-                self._execute(data)  # one slice at most: max_requests is passed by no more
-            else:
-                self._feed_slices(data, max_requests)
+            self._feed_pieces(data, max_requests)
         except (ProtocolError, httptools.HttpParserError) as exc:
             # Only whole requests before the error survive: a request whose own body is
             # malformed never reaches the app.
@@ -170,21 +191,155 @@ class RequestParser:
         events, self._events = self._events, []
         return events
 
-    def _feed_slices(self, data: bytes, max_requests: int) -> None:
-        view = memoryview(data)
-        position = 0
-        while position < len(data):
+    def _feed_pieces(self, data: bytes, max_requests: int | None) -> None:
+        """Feed ``data`` to llhttp in pieces, each ending where a head, a body or a trailer
+        section ends, so that every head is counted from its first byte."""
+        size, position = len(data), 0
+        if (
+            not self._in_body
+            and size >= 4
+            and data.find(_EMPTY_LINE) == size - 4
+            and self._section_bytes + size <= self.limits.max_header_bytes
+            and not self._section_tail
+            and self._cut_line is None
+            and not self._upgrading
+            and (max_requests is None or max_requests > 0)
+        ):
+            # Nearly every read: one whole head, nothing after it. The same as the loop below.
+            self._section_bytes += size
+            self._execute(data)
+            return
+        while position < size:
             if self._upgrading:
-                self.upgrade_data += bytes(view[position:])
+                self.upgrade_data += data[position:]
                 return
-            if self._requests >= max_requests:
-                self.held = bytes(view[position:])
+            if max_requests is not None and self._requests >= max_requests and not self._in_body:
+                self.held = data[position:]  # from the next head on (a body goes on)
                 return
-            size = SLICE
-            if self._in_body and not self._chunked and self._content_length is not None:
-                size = max(size, self._content_length - self._body_bytes)
-            self._execute(view[position : position + size])
-            position += size
+            if not self._in_body or self._in_trailers:
+                end = self._section_end(data, position)
+                self._feed_section(data, position, end)
+            else:
+                end = self._body_end(data, position)
+                self._execute(data if end - position == size else memoryview(data)[position:end])
+            position = end
+
+    def _section_end(self, data: bytes, position: int) -> int:
+        """Where the head or trailer section being read ends in ``data`` (else ``len(data)``);
+        its bytes up to there are counted against ``max_header_bytes`` first.
+
+        Raises:
+            ProtocolError: 431, the section is over the limit.
+        """
+        tail, end = self._section_tail, -1
+        if tail:  # an empty line begun in the bytes before: does it end in these?
+            found = (tail + data[position : position + 3]).find(_EMPTY_LINE)
+            if found >= 0:
+                end = position + found + 4 - len(tail)
+        if end < 0:
+            found = data.find(_EMPTY_LINE, position)
+            end = found + 4 if found >= 0 else len(data)
+        self._section_bytes += end - position
+        if self._section_bytes > self.limits.max_header_bytes:
+            what = "trailer section" if self._in_body else "request header section"
+            raise ProtocolError(431, f"{what} too large")
+        if found < 0 and end == len(data):
+            self._section_tail = (tail + data[max(position, end - 3) : end])[-3:]
+        else:
+            self._section_tail = b""  # an empty line: the head's end, or blank lines before one
+        return end
+
+    def _feed_section(self, data: bytes, position: int, end: int) -> None:
+        """Feed ``data[position:end]``, part of a head or trailer section, to llhttp.
+
+        A line cut at the end of a read is fed as far as it has come (llhttp checks its start
+        at once); its rest is kept here until the line ends, then fed in one go: httptools
+        joins a field cut between two feeds with ``bytes +=``, so feeding each new piece of a
+        long line would copy all of it again on every read.
+        """
+        cut = self._cut_line
+        if cut is not None:
+            newline = data.find(b"\n", position, end)
+            if newline < 0:
+                cut += data[position:end]
+                return
+            cut += data[position : newline + 1]
+            self._cut_line = None
+            self._execute(bytes(cut))
+            position = newline + 1
+            if position == end:
+                return
+        if data[end - 1] != 0x0A:  # the last line goes on in the next read
+            self._cut_line = bytearray()
+        self._execute(data if end - position == len(data) else memoryview(data)[position:end])
+
+    def _body_end(self, data: bytes, position: int) -> int:
+        """Where the body being read ends in ``data`` (else ``len(data)``)."""
+        if self._chunked:
+            return self._chunked_end(data, position)
+        left = (self._content_length or 0) - self._body_bytes
+        return min(len(data), position + left) if left > 0 else len(data)
+
+    def _chunked_end(self, data: bytes, position: int) -> int:
+        """Where the chunked body ends in ``data``, or its trailer section starts (which then
+        comes in pieces), else ``len(data)``. Only the chunk sizes are read here; llhttp checks
+        the chunks and gives their data."""
+        size = len(data)
+        while position < size:
+            if self._chunk_left:
+                step = min(self._chunk_left, size - position)
+                self._chunk_left -= step
+                position += step
+                continue
+            position = self._chunk_size_line(data, position)
+            if self._in_trailers:
+                return self._trailers_end(data, position)
+        return size
+
+    def _trailers_end(self, data: bytes, position: int) -> int:
+        """Where the trailer section that starts at ``position`` ends, if ``data`` holds all of
+        it (its bytes are counted first); else ``position``, to feed it as a section."""
+        if data[position - 2 : position] == b"\r\n":  # the last chunk's line, in data
+            found = data.find(_EMPTY_LINE, position - 2)
+            if found >= 0:
+                if found + 4 - position > self.limits.max_header_bytes:
+                    raise ProtocolError(431, "trailer section too large")
+                return found + 4
+        return position
+
+    def _chunk_size_line(self, data: bytes, position: int) -> int:
+        """Read a chunk-size line, or as much of it as ``data`` holds; return where it ends."""
+        line = None if self._size_line else _SIZE_LINE.match(data, position)
+        if line is not None and line.end() - position <= self.limits.max_header_bytes:
+            self._chunk_read(int(line.group(1), 16))  # the usual case: the line whole in data
+            return line.end()
+        newline = data.find(b"\n", position)
+        end = len(data) if newline < 0 else newline + 1
+        self._size_line_bytes += end - position
+        if self._size_line_bytes > self.limits.max_header_bytes:
+            # RFC 9112 §7.1.1: a server "ought to limit the total length of chunk extensions
+            # received in a request".
+            raise ProtocolError(400, "chunk-size line too long")
+        room = _SIZE_PREFIX - len(self._size_line)
+        if room > 0:
+            self._size_line += data[position : min(end, position + room)]
+        if newline < 0:
+            return end
+        match = _CHUNK_SIZE.match(self._size_line)
+        self._size_line, self._size_line_bytes = b"", 0
+        if match is None:
+            raise ProtocolError(400, "invalid chunk size")
+        self._chunk_read(int(match.group(), 16))
+        return end
+
+    def _chunk_read(self, chunk: int) -> None:
+        if chunk:
+            self._chunk_left = chunk + 2  # its data, then CRLF
+        else:
+            # The last chunk: a trailer section follows, ended by an empty line (§7.1.2), whose
+            # first CRLF is this line's.
+            self._in_trailers = True
+            self._section_bytes, self._section_tail = 0, b"\r\n"
 
     def _execute(self, data: bytes | memoryview) -> None:
         while True:
@@ -239,9 +394,15 @@ class RequestParser:
             raise ProtocolError(414, "request target too long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._header_bytes += len(name) + len(value) + 4
-        if self._header_bytes > self.limits.max_header_bytes:
-            raise ProtocolError(431, "request header section too large")
+        if not self.in_head:
+            # A trailer field (after a chunked body): dropped. RFC 9112 §7.1.2: "A recipient
+            # MUST NOT merge a received trailer field into the header section unless its
+            # corresponding header field definition explicitly permits" it; a second Host here
+            # would get past the one-Host check.
+            self._trailer_lines += 1
+            if self._trailer_lines > self.limits.max_headers:
+                raise ProtocolError(431, "too many trailer lines")
+            return
         if len(self._headers) >= self.limits.max_headers:
             raise ProtocolError(431, "too many request header lines")
         # Names and values need no check here: llhttp's strict mode already refuses any name
@@ -274,6 +435,7 @@ class RequestParser:
 
     def on_headers_complete(self) -> None:
         self.in_head = False
+        self._section_bytes = 0
         if self._replaying:
             return  # the stand-in head: the body that follows is the request before it's
         parser = self._parser
@@ -358,9 +520,10 @@ class RequestParser:
         self._events.append(Body(body))
 
     def on_message_complete(self) -> None:
+        self._section_bytes, self._section_tail = 0, b""
         if self._body_follows:
             return  # llhttp skipped the body of an ignored upgrade: the stand-in reads it
-        self._replaying = self._in_body = False
+        self._replaying = self._in_body = self._in_trailers = False
         self._events.append(EndOfMessage())
 
 
