@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from tests.loopback import wait_until
 from tests.server.conftest import Running, raw
 
 Serve = Callable[..., Running]
@@ -95,6 +96,88 @@ def closed_within(sock: socket.socket, seconds: float) -> float:
     except ConnectionResetError:
         pass
     return time.monotonic() - start
+
+
+# -- #13.2 and #13.3: a deadline from the first moment -----------------------------------------
+
+
+def test_a_silent_connection_is_closed_at_the_header_deadline(serve: Serve) -> None:
+    # #13.2: a connection that sent nothing waits for a head: the header deadline runs from
+    # accept() (it used to get the 20 s keep-alive timeout).
+    running = serve(Recorder(), timeout_request_header=HEADER, timeout_keep_alive=KEEP_ALIVE)
+    with connect(running) as sock:
+        assert closed_within(sock, KEEP_ALIVE * 0.6) < KEEP_ALIVE * 0.6
+
+
+def test_a_blank_line_on_a_fresh_connection_stops_no_timer(serve: Serve) -> None:
+    # #13.3: "\r\n" cancelled the keep-alive timer and armed nothing (llhttp begins no message
+    # for an empty line): the connection stayed open for good.
+    running = serve(Recorder(), timeout_request_header=HEADER, timeout_keep_alive=KEEP_ALIVE)
+    with connect(running) as sock:
+        sock.sendall(b"\r\n")
+        assert closed_within(sock, KEEP_ALIVE * 0.6) < KEEP_ALIVE * 0.6
+
+
+def test_a_blank_line_on_a_kept_alive_connection_stops_no_timer(serve: Serve) -> None:
+    # #13.3, the idle case: after a response, blank lines are not a head; the keep-alive clock
+    # that runs from the response goes on running.
+    app = Recorder()
+    running = serve(app, timeout_request_header=HEADER, timeout_keep_alive=0.5)
+    with connect(running) as sock:
+        sock.sendall(b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n")
+        assert read_response(sock).startswith(b"HTTP/1.1 200")
+        assert wait_until(lambda: idle(running))  # the blank line comes to an idle connection
+        sock.sendall(b"\r\n")
+        closed_within(sock, 4.0)
+    assert len(app.scopes) == 1
+
+
+def test_a_head_begun_on_a_kept_alive_connection_has_the_header_deadline(serve: Serve) -> None:
+    running = serve(Recorder(), timeout_request_header=HEADER, timeout_keep_alive=KEEP_ALIVE)
+    with connect(running) as sock:
+        sock.sendall(b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n")
+        assert read_response(sock).startswith(b"HTTP/1.1 200")
+        assert wait_until(lambda: idle(running))
+        sock.sendall(b"GET /b HTTP/1.1\r\nHo")
+        assert closed_within(sock, KEEP_ALIVE * 0.6) < KEEP_ALIVE * 0.6
+
+
+# -- #13.4: an unfinished head behind a slow response ------------------------------------------
+
+
+def trickle_until_closed(sock: socket.socket, seconds: float) -> float:
+    """Send a header line every 50 ms until the server closes; the seconds that took."""
+    start = time.monotonic()
+    sock.settimeout(0.05)
+    while time.monotonic() - start < seconds:
+        try:
+            sock.sendall(b"X-Trickle: 1\r\n")
+            if sock.recv(1) == b"":
+                return time.monotonic() - start
+        except TimeoutError:
+            continue  # still open: one more line
+        except OSError:
+            return time.monotonic() - start  # closed while sending
+    pytest.fail(f"the trickled head was still open after {seconds} s")
+
+
+@pytest.mark.parametrize("trickle", [False, True], ids=["silent", "trickling"])
+def test_an_unfinished_head_behind_a_slow_response_is_timed_out(
+    serve: Serve, trickle: bool
+) -> None:
+    # #13.4: the head pipelined behind /slow never completes. Its clock starts when the server
+    # turns to it (the response before it is complete), so the slow response is never cut; from
+    # then on it has the header deadline like any head, trickling or not.
+    app = Recorder(slow=4 * HEADER)
+    running = serve(app, timeout_request_header=HEADER, timeout_keep_alive=KEEP_ALIVE)
+    with connect(running) as sock:
+        sock.sendall(b"GET /slow HTTP/1.1\r\nHost: h\r\n\r\nGET /next HTTP/1.1\r\nHost: h\r\n")
+        assert read_response(sock).startswith(b"HTTP/1.1 200")  # whole: not cut
+        if trickle:
+            assert trickle_until_closed(sock, KEEP_ALIVE) < KEEP_ALIVE * 0.6
+        else:
+            assert closed_within(sock, KEEP_ALIVE * 0.6) < KEEP_ALIVE * 0.6
+    assert [scope["path"] for scope in app.scopes] == ["/slow"]
 
 
 # -- #13.1: a header line that never ends --------------------------------------------------------

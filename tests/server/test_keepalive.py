@@ -1,4 +1,5 @@
-"""``Keepalive``: the WebSocket ping timer, on a clock the test moves by hand (no sleeping)."""
+"""Connection timers on a clock the test moves by hand (no sleeping): ``ConnectionDeadline``,
+the HTTP/1.1 head and keep-alive deadline, and ``Keepalive``, the WebSocket ping timer."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import heapq
 import itertools
 from collections.abc import Callable
 
-from wsgi2asgi.server.keepalive import Keepalive
+from wsgi2asgi.server.keepalive import ConnectionDeadline, Keepalive, Phase
 
 
 class Handle:
@@ -18,7 +19,7 @@ class Handle:
 
 
 class ManualLoop:
-    """The two event-loop methods ``Keepalive`` uses, on a clock that only ``advance`` moves."""
+    """The two event-loop methods the timers use, on a clock that only ``advance`` moves."""
 
     def __init__(self) -> None:
         self.now = 0.0
@@ -138,3 +139,87 @@ def test__manual_loop_runs_timers_in_order() -> None:
     loop.call_later(3, lambda: seen.append("c")).cancel()
     loop.advance(5)
     assert seen == ["a", "b"] and loop.now == 5
+
+
+# -- ConnectionDeadline (#13.2-4) ------------------------------------------------------------------
+
+HEAD, IDLE = 10.0, 20.0
+
+
+def deadline() -> tuple[ManualLoop, ConnectionDeadline, list[str]]:
+    loop = ManualLoop()
+    expired: list[str] = []
+    clock = ConnectionDeadline(
+        loop,  # type: ignore[arg-type]
+        HEAD,
+        IDLE,
+        lambda: expired.append(f"closed at {loop.now:g}"),
+    )
+    return loop, clock, expired
+
+
+def test_deadline_a_new_connection_waits_for_a_head_from_accept() -> None:
+    # #13.2: nothing sent yet is a head not begun: the header deadline, not keep-alive's.
+    loop, clock, expired = deadline()
+    clock.watch(busy=False, in_head=False)  # connection_made
+    loop.advance(4)
+    clock.watch(busy=False, in_head=False)  # #13.3: a blank line: nothing changes
+    loop.advance(4)
+    clock.watch(busy=False, in_head=True)  # the head begins: still the clock from accept
+    loop.advance(100)
+    assert clock.phase is Phase.HEAD and expired == ["closed at 10"]
+
+
+def test_deadline_a_trickling_head_does_not_push_its_deadline_back() -> None:
+    loop, clock, expired = deadline()
+    clock.watch(busy=False, in_head=True)
+    for _ in range(30):
+        loop.advance(1)
+        clock.watch(busy=False, in_head=True)  # one more byte of it
+    assert expired == ["closed at 10"]
+
+
+def test_deadline_idle_after_a_response_and_blank_lines_change_nothing() -> None:
+    loop, clock, expired = deadline()
+    clock.watch(busy=False, in_head=False)
+    clock.watch(busy=True, in_head=False)  # a request runs: no deadline
+    loop.advance(50)
+    assert expired == [] and loop.pending() == 0
+    clock.watch(busy=False, in_head=False)  # its response is complete: idle from 50
+    loop.advance(15)
+    clock.watch(busy=False, in_head=False)  # #13.3: "\r\n" on the idle connection
+    loop.advance(100)
+    assert expired == ["closed at 70"]
+
+
+def test_deadline_a_head_begun_on_an_idle_connection_gets_the_header_deadline() -> None:
+    loop, clock, expired = deadline()
+    clock.watch(busy=True, in_head=False)
+    clock.watch(busy=False, in_head=False)  # idle from 0
+    loop.advance(15)
+    clock.watch(busy=False, in_head=True)  # a head's first byte at 15
+    loop.advance(100)
+    assert expired == ["closed at 25"]
+
+
+def test_deadline_a_head_behind_a_slow_response_runs_from_its_end() -> None:
+    # #13.4: the head pipelined behind a slow request is unfinished. No deadline while the
+    # request runs (its response is never cut for it); from the response's end, the header one.
+    loop, clock, expired = deadline()
+    clock.watch(busy=True, in_head=False)
+    clock.watch(busy=True, in_head=True)  # the unfinished head arrives behind it
+    loop.advance(60)  # a response six header deadlines long
+    assert expired == []
+    clock.watch(busy=False, in_head=True)  # the response is complete at 60
+    loop.advance(5)
+    clock.watch(busy=False, in_head=True)  # the client trickles on
+    loop.advance(100)
+    assert expired == ["closed at 70"]
+
+
+def test_deadline_stop_cancels_it() -> None:
+    loop, clock, expired = deadline()
+    clock.watch(busy=False, in_head=False)
+    clock.stop()
+    loop.advance(100)
+    assert expired == [] and loop.pending() == 0

@@ -1,11 +1,32 @@
-"""WebSocket keepalive: ping a silent client, give up on one that stays silent.
+"""Connection timers: the deadline of an HTTP/1.1 connection waiting for its client, and the
+WebSocket ping.
 
-A peer that vanishes without a FIN (a dropped NAT mapping, a laptop closed mid-session, a
-cable pulled) leaves a connection that looks open forever: the app waits in ``receive()``, the
-session and its task are never freed. RFC 6455 §5.5.2: a ping "may serve either as a
-keepalive or as a means to verify that the remote endpoint is still responsive".
+**HTTP/1.1** (:class:`ConnectionDeadline`). A connection is always in one of three phases, and
+at most one deadline runs:
 
-Rules this module keeps:
+* ``HEAD``: waiting for a request head: ``--timeout-request-header``. From ``accept()`` for the
+  first request (a connection that has sent nothing is waiting for a head); on a kept-alive
+  connection, from the read that brings a head's first byte; for a head pipelined behind a
+  request, from the moment that request's response is complete (the server turns to it then:
+  a slow response is never cut because the head behind it is unfinished).
+* ``IDLE``: kept alive between requests, nothing of the next head yet: ``--timeout-keep-alive``,
+  from the end of the last response.
+* ``BUSY``: a request or a WebSocket session runs: no deadline here (the body clock, the write
+  deadline and the ping below apply).
+
+A phase's clock starts when the connection enters it and runs on while it stays: bytes that
+leave the phase as it is (a head trickling in, blank lines on an idle connection) do not push
+the deadline back. Blank lines before a request line (RFC 9112 §2.2: a server "SHOULD ignore at
+least one empty line") begin no head: they leave an idle connection idle. At the deadline the
+connection is closed.
+
+**WebSocket** (:class:`Keepalive`). A peer that vanishes without a FIN (a dropped NAT mapping,
+a laptop closed mid-session, a cable pulled) leaves a connection that looks open forever: the
+app waits in ``receive()``, the session and its task are never freed. RFC 6455 §5.5.2: a ping
+"may serve either as a keepalive or as a means to verify that the remote endpoint is still
+responsive".
+
+Rules :class:`Keepalive` keeps:
 
 * Only silence counts: any bytes from the client push the next ping back, so a chatty
   connection is never pinged at all. One timer per connection, re-armed, never one per frame.
@@ -27,9 +48,82 @@ Example (inside a session)::
 from __future__ import annotations
 
 import asyncio
+import enum
 from collections.abc import Callable
 
-__all__ = ["Keepalive"]
+__all__ = ["ConnectionDeadline", "Keepalive", "Phase"]
+
+
+class Phase(enum.Enum):
+    """What an HTTP/1.1 connection waits for, which says the deadline that runs."""
+
+    HEAD = "head"  # a request head: the first one, or one begun (the header deadline)
+    IDLE = "idle"  # the next request on a kept-alive connection (the keep-alive deadline)
+    BUSY = "busy"  # nothing: a request or WebSocket session runs (other clocks apply)
+
+
+class ConnectionDeadline:
+    """The one deadline of an HTTP/1.1 connection while it waits for its client.
+
+    These two are equivalent when nothing has changed since the last call: the phase's clock
+    runs on from when the phase began::
+
+        deadline.watch(busy=False, in_head=True)
+        deadline.watch(busy=False, in_head=True)
+
+    Args:
+        loop: the connection's event loop.
+        head: seconds for a request head (``--timeout-request-header``).
+        idle: seconds a kept-alive connection may wait for its next request.
+        on_expiry: called once when the deadline passes (the connection closes).
+    """
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        head: float,
+        idle: float,
+        on_expiry: Callable[[], None],
+    ) -> None:
+        self.loop = loop
+        self.head = head
+        self.idle = idle
+        self.on_expiry = on_expiry
+        self.phase: Phase | None = None  #: none before the first :meth:`watch`
+        self._served = False  # a request was read: from now on, waiting without a head is idle
+        self._timer: asyncio.TimerHandle | None = None
+
+    def watch(self, *, busy: bool, in_head: bool) -> None:
+        """Say where the connection stands; cheap when that is unchanged (called per read).
+
+        Args:
+            busy: a request or a WebSocket session runs.
+            in_head: a request head has begun and is not complete.
+        """
+        if busy:
+            self._served = True
+            phase = Phase.BUSY
+        elif in_head or not self._served:
+            phase = Phase.HEAD
+        else:
+            phase = Phase.IDLE
+        if phase is self.phase:
+            return
+        self.phase = phase
+        self.stop()
+        if phase is not Phase.BUSY:
+            seconds = self.head if phase is Phase.HEAD else self.idle
+            self._timer = self.loop.call_later(seconds, self._expire)
+
+    def stop(self) -> None:
+        """Cancel the running deadline, if any (the connection is closed)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _expire(self) -> None:
+        self._timer = None
+        self.on_expiry()
 
 
 class Keepalive:

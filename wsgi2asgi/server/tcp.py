@@ -8,8 +8,11 @@ Rules this module keeps:
 * A malformed request gets its 4xx from :mod:`wsgi2asgi.server.http11` and the connection is
   closed; the app never sees it. Requests pipelined before it are answered first (the one
   running, and those queued), so a client's garbage does not cut its own earlier responses.
-* Timeouts: an idle keep-alive connection closes after ``timeout_keep_alive``; a request head
-  not complete within ``timeout_request_header`` of its first byte (slowloris) closes too; a
+* Timeouts: a connection waiting for its client has one deadline
+  (:class:`~wsgi2asgi.server.keepalive.ConnectionDeadline`): ``timeout_request_header`` for a
+  request head, from ``accept()`` for the first one, else from its first byte, or from the end
+  of the response it was pipelined behind (slowloris); ``timeout_keep_alive`` between requests.
+  Blank lines begin no head and stop no clock. Past the deadline the connection closes. A
   request body that stalls — no bytes for ``timeout_request_body`` while the server is reading
   it — gets ``408`` (if no response has started) and the connection closes; the app sees
   ``http.disconnect``. The body clock does not run while the server itself has paused reading
@@ -49,6 +52,7 @@ from wsgi2asgi.server.http11 import (
     Request,
     RequestParser,
 )
+from wsgi2asgi.server.keepalive import ConnectionDeadline
 from wsgi2asgi.server.proxy import apply_proxy_headers
 
 if TYPE_CHECKING:
@@ -96,13 +100,17 @@ class HTTPProtocol(asyncio.Protocol):
         self.server: tuple[str, int] | None = None
         self.scheme = "http"
         self.trusted = False
-        self._timer: asyncio.TimerHandle | None = None
+        self.deadline = ConnectionDeadline(
+            self.loop,
+            self.config.timeout_request_header,
+            self.config.timeout_keep_alive,
+            self._timeout,
+        )
         self._body_timer: asyncio.TimerHandle | None = None
         self._write_timer: asyncio.TimerHandle | None = None
         self._write_left = 0  # the unsent bytes when the write clock last looked
         self._write_moved = 0.0  # loop time when they last went down
         self._body_seen = 0.0  # loop time of the last request-body read
-        self._in_head = False
         self._reading_paused = False
         self.upgraded: Any = None  # the WebSocket session after an upgrade
         self.error: ProtocolError | None = None  # malformed input behind the running request
@@ -119,11 +127,11 @@ class HTTPProtocol(asyncio.Protocol):
         # Decided once per connection: parsing addresses per request is measurably slow.
         self.trusted = self.config.trusts(self.client[0] if self.client else None)
         self.state.connections.add(self)
-        self._idle()
+        self._watch()  # the header deadline, from accept()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.state.connections.discard(self)
-        self._cancel_timer()
+        self.deadline.stop()
         self._stop_body_clock()
         self._stop_write_clock()
         self.closing = True
@@ -139,8 +147,6 @@ class HTTPProtocol(asyncio.Protocol):
         if self.upgraded is not None:
             self.upgraded.data_received(data)
             return
-        if self._timer is not None and not self._in_head:
-            self._cancel_timer()  # the keep-alive wait is over
         self._parse(data)
 
     def _parse(self, data: bytes) -> None:
@@ -150,15 +156,6 @@ class HTTPProtocol(asyncio.Protocol):
         except ProtocolError as error:
             self._reject(error)
             return
-        if self.parser.in_head:
-            if not self._in_head:
-                # A head started but is not complete: it must be within the header timeout,
-                # however slowly it trickles in (slowloris), measured from its first bytes.
-                self._in_head = True
-                self._arm(self.config.timeout_request_header)
-        elif self._in_head:
-            self._in_head = False
-            self._cancel_timer()
         for event in events:
             if isinstance(event, Request):
                 self._request(event)
@@ -172,6 +169,7 @@ class HTTPProtocol(asyncio.Protocol):
             if self.transport is None or self.transport.is_closing():
                 self._stop_body_clock()
                 return
+        self._watch()
         if self.parser.failed is not None:
             self._reject(self.parser.failed)  # behind the requests just parsed: after them
             return
@@ -309,8 +307,7 @@ class HTTPProtocol(asyncio.Protocol):
             self._parse(b"")  # requests held back from a long pipeline
             if self.closing:
                 return  # they were malformed: answered and closed
-        if self.cycle is None and not self._in_head:
-            self._idle()
+        self._watch()  # idle, or a head pipelined behind: its deadline runs from now
         if not self.waiting:
             self.resume_reading()
 
@@ -378,17 +375,10 @@ class HTTPProtocol(asyncio.Protocol):
 
     # -- timers ------------------------------------------------------------------------------
 
-    def _idle(self) -> None:
-        self._arm(self.config.timeout_keep_alive)
-
-    def _arm(self, seconds: float) -> None:
-        self._cancel_timer()
-        self._timer = self.loop.call_later(seconds, self._timeout)
-
-    def _cancel_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+    def _watch(self) -> None:
+        """Keep the connection's deadline in step with what it waits for (cheap: per read)."""
+        busy = self.cycle is not None or self.upgraded is not None
+        self.deadline.watch(busy=busy, in_head=self.parser.in_head)
 
     def _body_clock(self) -> None:
         """Note body activity now; keep one timer running while a body is due and being read.
@@ -461,7 +451,6 @@ class HTTPProtocol(asyncio.Protocol):
         self._write_timer = self.loop.call_later(timeout / 4, self._write_check)
 
     def _timeout(self) -> None:
-        self._timer = None
         if self.cycle is None and self.upgraded is None:
             self.close()
 
