@@ -1,19 +1,23 @@
 """Memory under hostile clients: how much a server grows when clients flood it, side by side.
 
-Three floods, each against a fresh server subprocess (ours, then uvicorn with httptools and
-uvloop, the same app: ``benchmarks.apps:slow``), on loopback:
+Floods, each against a fresh server subprocess (ours, then uvicorn with httptools and uvloop,
+the same app: ``benchmarks.apps:slow`` unless said otherwise), on loopback:
 
 * ``pipeline``: 20 connections each send 10,000 pipelined ``GET`` requests in one write to an
   app that takes 30 s per request;
 * ``ws-queue``: one WebSocket client sends 300 messages of 1 MiB to an app that accepted and
   never receives;
 * ``ws-ping``: one WebSocket client sends pings as fast as it can and never reads the pongs.
+* ``endless-header`` (a table of its own): one client sends ``GET`` and a header line of
+  10 MiB that never ends, in 1 KiB writes, to a hello-world app (``benchmarks.apps:asgi``);
+  once 1 MiB of it is out (or the server has stopped it), another client asks for 13 bytes.
+  The table gives the RSS growth, how much of the line went out before the server answered
+  or stopped reading, its answer, and how long the other request took. Plain TCP.
 * ``never-read`` (a table of its own): 8 connections ask a WSGI app with a 4-thread pool
   (``benchmarks.apps:large``; a2wsgi's pool under uvicorn) for 64 MiB each and read nothing;
   then another client asks for 13 bytes. The table gives the RSS growth, how long that request
   took (or that it got no answer in 30 s), and how many of the 8 connections the server closed.
   Ours runs with ``--timeout-write 5`` (the default is 60 s) to keep the run short; plain TCP.
-
 
 A client stops when a send makes no progress for 3 s (the server stopped reading). The table
 gives the server's RSS growth (``/proc``), the median of the rounds, and what the clients got
@@ -33,6 +37,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -160,6 +165,102 @@ CASES: dict[str, Callable[[int, list[socket.socket]], int]] = {
 }
 
 
+#: The endless-header flood's servers: an app that answers at once, so that another client's
+#: request shows how long the flood holds the event loop.
+ENDLESS = {
+    "wsgi2asgi": [
+        *(PY, "-m", "wsgi2asgi", "serve", "benchmarks.apps:asgi", "--no-access-log"),
+        *("--port", "{port}"),
+    ],
+    "uvicorn": [
+        *(PY, "-m", "uvicorn", "benchmarks.apps:asgi", "--no-access-log", "--port", "{port}"),
+        *("--loop", "uvloop", "--http", "httptools"),
+    ],
+}
+
+
+def endless_header(server: str) -> tuple[float, float, str, float | None]:
+    """(RSS growth in MiB, MiB of the line sent, the flood's answer, seconds another request
+    took or None) for the endless-header flood on a fresh server."""
+    port = free_port()
+    command = [part.replace("{port}", str(port)) for part in ENDLESS[server]]
+    process = subprocess.Popen(command, cwd=ROOT, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(200):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        time.sleep(0.5)
+        before = rss_kib(process.pid)
+        flood = socket.create_connection(("127.0.0.1", port))
+        flood.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        flood.sendall(b"GET / HTTP/1.1\r\nHost: a\r\nX-Big: ")
+        state = {"sent": 0}
+        one_mib = threading.Event()
+
+        def stream() -> None:
+            piece = b"b" * 1024
+            while state["sent"] < 10 << 20:
+                if send_until_stuck(flood, piece, len(piece)) < len(piece):
+                    break  # answered and closed, or no longer read
+                state["sent"] += len(piece)
+                if state["sent"] >= 1 << 20:
+                    one_mib.set()
+            one_mib.set()
+
+        streamer = threading.Thread(target=stream, daemon=True)
+        streamer.start()
+        one_mib.wait(60)
+        took = timed_get(port)
+        streamer.join(120)
+        after = rss_kib(process.pid)
+        flood.settimeout(5)
+        try:
+            answer = flood.recv(4096).split(b"\r\n", 1)[0].decode() or "closed"
+        except OSError:
+            answer = "none in 5 s"
+        flood.close()
+        return (after - before) / 1024, state["sent"] / (1 << 20), answer, took
+    finally:
+        process.kill()
+        process.wait()
+
+
+def timed_get(port: int) -> float | None:
+    """Seconds a plain GET takes on a new connection, or None if unanswered in 30 s."""
+    start = time.monotonic()
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+            if not sock.recv(4096).startswith(b"HTTP/1.1 200"):
+                return None
+    except OSError:
+        return None
+    return time.monotonic() - start
+
+
+def endless_header_table(rounds: int) -> None:
+    print()
+    print(
+        "| flood | server | RSS growth, MiB (median) | line sent, MiB | answer "
+        "| another request answered in |"
+    )
+    print("| --- | --- | ---: | ---: | --- | ---: |")
+    for server in ENDLESS:
+        runs = [endless_header(server) for _ in range(rounds)]
+        growth = statistics.median(r[0] for r in runs)
+        sent = statistics.median(r[1] for r in runs)
+        answers = ", ".join(sorted({r[2] for r in runs}))
+        took = [r[3] for r in runs if r[3] is not None]
+        took_text = f"{statistics.median(took):.2f} s" if took else "no answer in 30 s"
+        row = (
+            f"| endless-header | {server} | {growth:,.1f} | {sent:,.1f} | {answers} | {took_text} |"
+        )
+        print(row, flush=True)
+
+
 def run_one(server: str, case: str) -> tuple[float, float]:
     """(RSS growth in MiB, MiB the clients got through) for one flood on a fresh server."""
     port = free_port()
@@ -254,7 +355,7 @@ def never_read_table(rounds: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--cases", default=",".join([*CASES, "never-read"]))
+    parser.add_argument("--cases", default=",".join([*CASES, "never-read", "endless-header"]))
     parser.add_argument("--tls", action="store_true", help="serve and flood over TLS")
     args = parser.parse_args()
     if args.tls:
@@ -262,6 +363,8 @@ def main() -> None:
     print("| flood | server | RSS growth, MiB (median) | client got through, MiB |")
     print("| --- | --- | ---: | ---: |")
     for case in args.cases.split(","):
+        if case == "endless-header":
+            continue  # a table of its own, below
         if case == "never-read":
             continue  # a table of its own, below
         for server in SERVERS:
@@ -271,6 +374,8 @@ def main() -> None:
             print(f"| {case} | {server} | {growth:,.1f} | {sent:,.1f} |", flush=True)
     if "never-read" in args.cases.split(","):
         never_read_table(args.rounds)  # plain TCP, also with --tls
+    if "endless-header" in args.cases.split(","):
+        endless_header_table(args.rounds)  # plain TCP, also with --tls
 
 
 if __name__ == "__main__":
