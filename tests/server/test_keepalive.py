@@ -19,7 +19,7 @@ class Handle:
 
 
 class ManualLoop:
-    """The two event-loop methods the timers use, on a clock that only ``advance`` moves."""
+    """The event-loop methods the timers use, on a clock that only ``advance`` moves."""
 
     def __init__(self) -> None:
         self.now = 0.0
@@ -30,7 +30,10 @@ class ManualLoop:
         return self.now
 
     def call_later(self, delay: float, callback: Callable[[], None]) -> Handle:
-        handle = Handle(self.now + delay, callback)
+        return self.call_at(self.now + delay, callback)
+
+    def call_at(self, when: float, callback: Callable[[], None]) -> Handle:
+        handle = Handle(when, callback)
         heapq.heappush(self._timers, (handle.when, next(self._order), handle))
         return handle
 
@@ -215,6 +218,24 @@ def test_deadline_a_head_behind_a_slow_response_runs_from_its_end() -> None:
     clock.watch(busy=False, in_head=True)  # the client trickles on
     loop.advance(100)
     assert expired == ["closed at 70"]
+
+
+def test_deadline_one_timer_for_a_busy_kept_alive_connection() -> None:
+    # Requests one after another: the timer is neither cancelled nor armed for each; the one
+    # pending wakes, sees the connection busy or the idle wait not over, and acts on that.
+    loop, clock, expired = deadline()
+    clock.watch(busy=False, in_head=False)
+    for _ in range(1000):
+        clock.watch(busy=True, in_head=False)
+        loop.advance(0.5)
+        clock.watch(busy=False, in_head=False)
+        loop.advance(0.5)
+        assert loop.pending() <= 1
+    assert expired == []
+    loop.advance(IDLE - 0.5 - 0.01)
+    assert expired == []  # idle since 1000 - 0.5
+    loop.advance(0.02)
+    assert expired == [f"closed at {1000 - 0.5 + IDLE:g}"]
 
 
 def test_deadline_stop_cancels_it() -> None:

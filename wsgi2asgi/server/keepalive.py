@@ -90,11 +90,17 @@ class ConnectionDeadline:
         self.idle = idle
         self.on_expiry = on_expiry
         self.phase: Phase | None = None  #: none before the first :meth:`watch`
+        self.deadline = 0.0  #: loop time at which the phase's wait ends (not while busy)
         self._served = False  # a request was read: from now on, waiting without a head is idle
         self._timer: asyncio.TimerHandle | None = None
+        self._fires = 0.0  # when the timer, if any, fires
 
     def watch(self, *, busy: bool, in_head: bool) -> None:
         """Say where the connection stands; cheap when that is unchanged (called per read).
+
+        Cheap on a change too: the timer is not cancelled and re-armed for every request of a
+        kept-alive connection (a timer costs more than the rest of this together). One timer
+        stays; when it fires early for the phase then running, it sleeps again for the rest.
 
         Args:
             busy: a request or a WebSocket session runs.
@@ -110,10 +116,12 @@ class ConnectionDeadline:
         if phase is self.phase:
             return
         self.phase = phase
-        self.stop()
-        if phase is not Phase.BUSY:
-            seconds = self.head if phase is Phase.HEAD else self.idle
-            self._timer = self.loop.call_later(seconds, self._expire)
+        if phase is Phase.BUSY:
+            return  # a timer still pending finds the connection busy, and stops
+        self.deadline = self.loop.time() + (self.head if phase is Phase.HEAD else self.idle)
+        if self._timer is None or self._fires > self.deadline:
+            self.stop()
+            self._arm()
 
     def stop(self) -> None:
         """Cancel the running deadline, if any (the connection is closed)."""
@@ -121,8 +129,17 @@ class ConnectionDeadline:
             self._timer.cancel()
             self._timer = None
 
+    def _arm(self) -> None:
+        self._fires = self.deadline
+        self._timer = self.loop.call_at(self.deadline, self._expire)
+
     def _expire(self) -> None:
         self._timer = None
+        if self.phase is Phase.BUSY:
+            return
+        if self.loop.time() < self.deadline:
+            self._arm()  # the phase began after this timer was set: its own wait is not over
+            return
         self.on_expiry()
 
 
