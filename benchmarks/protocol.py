@@ -62,7 +62,7 @@ class CountingTransport(asyncio.Transport):
 
 
 def ours() -> Any:
-    from wsgi2asgi.config import Config
+    from wsgi2asgi.server.config import Config
     from wsgi2asgi.server.http11 import Limits
     from wsgi2asgi.server.state import ServerState
     from wsgi2asgi.server.tcp import HTTPProtocol

@@ -48,7 +48,7 @@ def test_serve_flags_parse_like_uvicorn() -> None:
 
 def test_every_serve_flag_reaches_the_config() -> None:
     from wsgi2asgi.cli import config_options
-    from wsgi2asgi.config import Config
+    from wsgi2asgi.server.config import Config
 
     flags = [
         "serve", "m:app", "--ws-max-size", "1000", "--ws-max-queue", "4",

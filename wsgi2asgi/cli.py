@@ -193,7 +193,7 @@ def _run_serve(args: argparse.Namespace) -> int:
 
 
 def config_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The :class:`~wsgi2asgi.config.Config` fields that ``serve``'s flags set."""
+    """The :class:`~wsgi2asgi.server.config.Config` fields that ``serve``'s flags set."""
     return {
         "mounts": tuple(args.mount),
         "host": args.host,

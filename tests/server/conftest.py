@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.loopback import wait_until
-from wsgi2asgi.config import Config
+from wsgi2asgi.server.config import Config
 from wsgi2asgi.server.main import Server
 
 

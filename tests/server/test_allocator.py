@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from wsgi2asgi.config import Config
 from wsgi2asgi.exceptions import ConfigError
+from wsgi2asgi.server.config import Config
 
 ROOT = Path(__file__).resolve().parents[2]
 

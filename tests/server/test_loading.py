@@ -15,11 +15,11 @@ from starlette.responses import PlainTextResponse
 
 from tests.server.conftest import Running
 from wsgi2asgi.asgi import asgi_to_wsgi
-from wsgi2asgi.config import Config
 from wsgi2asgi.exceptions import ConfigError
 from wsgi2asgi.fallback import Fallback
 from wsgi2asgi.interface import ASGI2App, detect_interface
 from wsgi2asgi.routing import Mount, Router
+from wsgi2asgi.server.config import Config
 from wsgi2asgi.server.loading import describe, import_app, load
 from wsgi2asgi.wsgi import wsgi_to_asgi
 

@@ -219,7 +219,15 @@ def test_gunicorn_worker_class_serves_asgi_and_stops_gracefully() -> None:
         fd = listener.fileno()
         server = ServerProcess(
             [
-                *(sys.executable, "-m", "gunicorn", "-k", "wsgi2asgi.workers.Worker", "-w", "2"),
+                *(
+                    sys.executable,
+                    "-m",
+                    "gunicorn",
+                    "-k",
+                    "wsgi2asgi.server.gunicorn.Worker",
+                    "-w",
+                    "2",
+                ),
                 *("-b", f"fd://{fd}", HELD),
             ],
             cwd=ROOT,

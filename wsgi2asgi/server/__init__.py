@@ -2,12 +2,16 @@
 
 Example::
 
-    from wsgi2asgi.server import serve
+    from wsgi2asgi.server import Config, Server, run, serve
+
     serve("myproject.wsgi:application", port=8000)
+    # the same, step by step:
+    run(Server(Config(app="myproject.wsgi:application", port=8000)))
 """
 
 from __future__ import annotations
 
+from wsgi2asgi.server.config import Config
 from wsgi2asgi.server.main import Server, run, serve
 
-__all__ = ["Server", "run", "serve"]
+__all__ = ["Config", "Server", "run", "serve"]

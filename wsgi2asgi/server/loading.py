@@ -23,10 +23,10 @@ import importlib
 import sys
 from typing import Any
 
-from wsgi2asgi.config import Config
 from wsgi2asgi.exceptions import ConfigError
 from wsgi2asgi.interface import ASGI2App, detect_interface
 from wsgi2asgi.routing import Mount, Router
+from wsgi2asgi.server.config import Config
 from wsgi2asgi.typing import ASGIApp
 
 __all__ = ["describe", "import_app", "load"]

@@ -29,9 +29,9 @@ import ssl
 import sys
 from typing import Any
 
-from wsgi2asgi.config import Config
 from wsgi2asgi.exceptions import ConfigError
 from wsgi2asgi.lifespan import LifespanDriver, LifespanFailed
+from wsgi2asgi.server.config import Config
 from wsgi2asgi.server.http11 import Limits
 from wsgi2asgi.server.loading import load
 from wsgi2asgi.server.state import ServerState
@@ -280,7 +280,7 @@ def serve(app: Any, **options: Any) -> int:
 
     Args:
         app: the app, or ``None`` with ``mounts=[(prefix, app), ...]``.
-        **options: any :class:`~wsgi2asgi.config.Config` field.
+        **options: any :class:`~wsgi2asgi.server.config.Config` field.
 
     Raises:
         ConfigError: invalid options, or an app that cannot be imported.

@@ -7,7 +7,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from wsgi2asgi.config import Config
+from wsgi2asgi.server.config import Config
 from wsgi2asgi.server.http11 import Limits
 from wsgi2asgi.wsgi import POOL_EXTENSION
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
+
 import pytest
 
-from wsgi2asgi.config import Config
 from wsgi2asgi.exceptions import ConfigError
+from wsgi2asgi.server import Config
 
 
 @pytest.mark.parametrize(
@@ -38,3 +40,20 @@ def test_proxy_trust() -> None:
     assert not config.trusts("192.168.0.1") and not config.trusts(None)
     assert Config(app="m:a", forwarded_allow_ips=("*",)).trusts("8.8.8.8")
     assert not Config(app="m:a", proxy_headers=False).trusts("127.0.0.1")
+
+
+def test_old_import_path_warns_and_gives_the_same_class() -> None:
+    old = importlib.import_module("wsgi2asgi.config")
+    with pytest.warns(DeprecationWarning, match="wsgi2asgi.server"):
+        moved = old.Config
+    assert moved is Config
+    with pytest.warns(DeprecationWarning), pytest.raises(AttributeError):
+        old.Nothing  # noqa: B018
+
+
+def test_config_is_exported_from_the_server_package() -> None:
+    from wsgi2asgi.server import Server
+    from wsgi2asgi.server.config import Config as Defined
+    from wsgi2asgi.server.main import Server as Defined_Server
+
+    assert Config is Defined and Server is Defined_Server
