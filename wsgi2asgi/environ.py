@@ -37,8 +37,7 @@ from typing import IO, Any
 from urllib.parse import unquote, unquote_to_bytes
 
 from wsgi2asgi.exceptions import TooManyHeaders, WSGIContractError
-from wsgi2asgi.headers import HOP_BY_HOP, valid_name, valid_value
-from wsgi2asgi.routing import split_host_port
+from wsgi2asgi.headers import DEFAULT_PORTS, HOP_BY_HOP, split_host_port, valid_name, valid_value
 from wsgi2asgi.typing import Environ, Scope
 
 __all__ = [
@@ -57,7 +56,6 @@ SCOPE_KEY = "asgi.scope"
 #: The reason given when one header name repeats too often (asgiref's wording).
 DUPLICATE_HEADERS = "Too many duplicate headers"
 
-_DEFAULT_PORTS = {"http": "80", "https": "443", "ws": "80", "wss": "443"}
 _STATUS = re.compile(r"([1-9][0-9]{2}) ([^\x00-\x08\x0a-\x1f\x7f]*)")
 logger = logging.getLogger(__name__)
 
@@ -229,7 +227,7 @@ def build_environ(
     else:
         name, port = split_host_port(environ.get("HTTP_HOST", ""))
         environ["SERVER_NAME"] = name or (server[0] if server else "") or "localhost"
-        environ["SERVER_PORT"] = port if port.isdigit() else _DEFAULT_PORTS.get(scheme, "80")
+        environ["SERVER_PORT"] = port if port.isdigit() else str(DEFAULT_PORTS.get(scheme, 80))
     client = scope.get("client")
     if client:
         environ["REMOTE_ADDR"] = str(client[0])

@@ -55,10 +55,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from wsgi2asgi.fanout import give_app_state, run_lifespans, with_app_state
+from wsgi2asgi.headers import request_host, split_host_port
 from wsgi2asgi.prefixes import child_scope, mount_prefix, route_path, spec_form
 from wsgi2asgi.typing import ASGIApp, Receive, Scope, Send
 
-# run_lifespans and route_path live in fanout and prefixes; importable from here as before.
+# run_lifespans, route_path, request_host and split_host_port live in fanout, prefixes and
+# headers; still importable from here.
 __all__ = [
     "Host",
     "Mount",
@@ -152,35 +154,6 @@ class Host:
     def url_path_for(self, name: str, /, **path_params: Any) -> Any:
         """Reverse ``name`` inside the app (Starlette's protocol); the path has no host part."""
         return reverse(self.app, "", name, path_params)
-
-
-def request_host(scope: Scope) -> tuple[str, str]:
-    """Return ``(host, port)`` of a request, lower-cased, from ``Host`` or ``server``.
-
-    RFC 1034 §3.1: a name ending in ``.`` is fully qualified, the same host; one trailing dot
-    is removed.
-    """
-    for name, value in scope.get("headers", ()):
-        if name.lower() == b"host":
-            host, port = split_host_port(value.decode("latin-1").lower())
-            return host.removesuffix("."), port
-    server = scope.get("server")
-    if server:
-        return str(server[0]).lower(), "" if server[1] is None else str(server[1])
-    return "", ""
-
-
-def split_host_port(text: str) -> tuple[str, str]:
-    """Split ``host[:port]`` (IPv6 literals in brackets) into ``(host, port)``.
-
-    >>> split_host_port("[::1]:8000")
-    ('[::1]', '8000')
-    """
-    if text.startswith("["):
-        host, _, rest = text.partition("]")
-        return host + "]", rest.removeprefix(":")
-    host, _, port = text.partition(":")
-    return host, port
 
 
 Route = Mount | Host

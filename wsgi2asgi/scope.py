@@ -39,7 +39,7 @@ from typing import Any
 from urllib.parse import quote_from_bytes, unquote_to_bytes
 
 from wsgi2asgi.exceptions import ASGIContractError
-from wsgi2asgi.headers import HOP_BY_HOP, valid_name, valid_value
+from wsgi2asgi.headers import DEFAULT_PORTS, HOP_BY_HOP, valid_name, valid_value
 from wsgi2asgi.typing import Environ, HTTPScope, Message
 
 __all__ = ["build_scope", "request_body_length", "start_response_args", "status_line"]
@@ -48,7 +48,6 @@ logger = logging.getLogger(__name__)
 
 # RFC 3986: pchar = unreserved / pct-encoded / sub-delims / ":" / "@" (and "/" between them).
 _PATH_SAFE = "/:@!$&'()*+,;=-._~"
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 _HTTP_VERSIONS = {
     "HTTP/1.0": "1.0",
     "HTTP/1.1": "1.1",
@@ -170,7 +169,7 @@ def _server(environ: Environ, scheme: str) -> tuple[str, int | None] | None:
     host = environ.get("SERVER_NAME")
     if not host:
         return None
-    return str(host), _port(environ.get("SERVER_PORT"), _DEFAULT_PORTS.get(scheme, 80))
+    return str(host), _port(environ.get("SERVER_PORT"), DEFAULT_PORTS.get(scheme, 80))
 
 
 def _port(value: object, default: int) -> int:
