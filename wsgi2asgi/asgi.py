@@ -56,9 +56,10 @@ import weakref
 from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
-from wsgi2asgi.exchange import Exchange, error_response
+from wsgi2asgi.exchange import Exchange
 from wsgi2asgi.interface import as_asgi3
 from wsgi2asgi.lifespan import LifespanDriver
+from wsgi2asgi.responses import start_plain
 from wsgi2asgi.runners import finish_loop
 from wsgi2asgi.scope import build_scope, request_body_length
 from wsgi2asgi.typing import ASGIApp, Environ, StartResponse
@@ -280,15 +281,15 @@ class ASGIAdapter:
         """Serve one WSGI request with the ASGI app (PEP 3333 application callable)."""
         loop_thread = self._running_loop()
         if loop_thread is None:
-            return error_response(start_response, 503)
+            return start_plain(start_response, 503)
         if self._startup_error is not None:
-            return error_response(start_response, 500)
+            return start_plain(start_response, 500)
         try:
             length = request_body_length(environ)
             scope = build_scope(environ, state=self.state)
         except ValueError as exc:
             logger.warning("bad request from the WSGI server: %s", exc)
-            return error_response(start_response, 400)
+            return start_plain(start_response, 400)
         return Exchange(self, loop_thread, dict(scope), environ, length).respond(start_response)
 
 

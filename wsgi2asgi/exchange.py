@@ -15,7 +15,6 @@ Example (inside the adapter)::
 from __future__ import annotations
 
 import asyncio
-import http
 import logging
 import queue
 from collections.abc import Generator, Iterable
@@ -23,13 +22,14 @@ from typing import TYPE_CHECKING, Any
 
 from wsgi2asgi.exceptions import ASGIContractError, ClientDisconnected
 from wsgi2asgi.futures import resolve
-from wsgi2asgi.scope import start_response_args, status_line
+from wsgi2asgi.responses import start_plain
+from wsgi2asgi.scope import start_response_args
 from wsgi2asgi.typing import Environ, Message, Scope, StartResponse
 
 if TYPE_CHECKING:
     from wsgi2asgi.asgi import ASGIAdapter, LoopThread
 
-__all__ = ["CHUNK", "WINDOW", "Exchange", "Response", "error_response"]
+__all__ = ["CHUNK", "WINDOW", "Exchange", "Response"]
 
 logger = logging.getLogger("wsgi2asgi.asgi")
 
@@ -77,7 +77,7 @@ class Exchange:
         self.adapter._track(self)
         if not self.loop_thread.call_soon(self._start_task):
             self.release(early=False)
-            return error_response(start_response, 503)
+            return start_plain(start_response, 503)
         try:
             command = self._next_command()
             if command[0] == "start":
@@ -89,11 +89,11 @@ class Exchange:
         self.release(early=False)
         if command[0] == "error" and isinstance(command[1], Exception):
             logger.error("Exception in ASGI app (%s)", self._request(), exc_info=command[1])
-            return error_response(start_response, 500)
+            return start_plain(start_response, 500)
         if command[0] == "done":
             logger.error("ASGI app returned without a response (%s)", self._request())
-            return error_response(start_response, 500)
-        return error_response(start_response, 503)  # cancelled: the adapter is closing
+            return start_plain(start_response, 500)
+        return start_plain(start_response, 503)  # cancelled: the adapter is closing
 
     def body(self) -> Generator[bytes, None, None]:
         finished = False
@@ -278,15 +278,6 @@ class Response:
         if self._body is not None:
             self._body.close()  # runs its ``finally`` if it ever started
         self._exchange.release(early=True)  # a no-op if the body already released it
-
-
-def error_response(start_response: StartResponse, status: int) -> list[bytes]:
-    body = http.HTTPStatus(status).phrase.encode("ascii")
-    start_response(
-        status_line(status),
-        [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))],
-    )
-    return [body]
 
 
 def _report_late_error(exc: BaseException) -> None:

@@ -57,6 +57,7 @@ from typing import Any
 from wsgi2asgi.fanout import give_app_state, run_lifespans, with_app_state
 from wsgi2asgi.headers import request_host, split_host_port
 from wsgi2asgi.prefixes import child_scope, mount_prefix, route_path, spec_form
+from wsgi2asgi.responses import send_plain
 from wsgi2asgi.typing import ASGIApp, Receive, Scope, Send
 
 # run_lifespans, route_path, request_host and split_host_port live in fanout, prefixes and
@@ -169,15 +170,7 @@ async def not_found(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["type"] == "websocket":
         await send({"type": "websocket.close", "code": 1000})
         return
-    body = b"" if scope.get("method") == "HEAD" else b"Not Found"
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 404,
-            "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"9")],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    await send_plain(send, 404, head=scope.get("method") == "HEAD")
 
 
 def _unknown_scope(owner: object, kind: object) -> ValueError:

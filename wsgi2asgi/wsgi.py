@@ -42,6 +42,7 @@ from wsgi2asgi.bridges import origin
 from wsgi2asgi.environ import TooManyHeaders, WSGIErrors, build_environ, response_start
 from wsgi2asgi.exceptions import ClientDisconnected, WSGIContractError
 from wsgi2asgi.futures import resolve
+from wsgi2asgi.responses import send_plain
 from wsgi2asgi.streams import RequestBody, ResponseChannel
 from wsgi2asgi.threads import Pool
 from wsgi2asgi.typing import Message, Receive, Scope, Send, WSGIApp
@@ -66,7 +67,6 @@ POOL_WARNING_INTERVAL = 10.0
 #: number then waiting (``wsgi2asgi serve`` counts them in ``ServerState.pool_waits``).
 POOL_EXTENSION = "wsgi2asgi.pool"
 
-_ERROR_500 = b"Internal Server Error"
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 
 
@@ -276,7 +276,7 @@ class _Exchange:
             )
         except TooManyHeaders as exc:
             logger.warning("rejected request: %s", exc)
-            await _plain(self.send, 400, b"Bad Request: " + exc.reason.encode())
+            await send_plain(self.send, 400, exc.reason)
             return
         if not self.body.complete:
             # A body is coming: receive it ahead of the app's reads (bounded by READ_AHEAD),
@@ -319,7 +319,7 @@ class _Exchange:
                     return
                 if message["type"] == "wsgi2asgi.error":
                     if not started:
-                        await _plain(self.send, 500, _ERROR_500)
+                        await send_plain(self.send, 500)
                         return
                     raise message["error"]
                 started = True
@@ -484,15 +484,6 @@ class _Exchange:
             self.loop.call_soon_threadsafe(resolve, self.closed, None)
         except RuntimeError:
             pass  # the loop is closed: nobody waits any more
-
-
-async def _plain(send: Send, status: int, body: bytes) -> None:
-    headers = [
-        (b"content-type", b"text/plain; charset=utf-8"),
-        (b"content-length", b"%d" % len(body)),
-    ]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
 
 
 def _has_header(scope: Scope, wanted: bytes) -> bool:

@@ -30,6 +30,7 @@ import logging
 from typing import TYPE_CHECKING, Any, Protocol
 
 from wsgi2asgi.exceptions import ASGIContractError, ClientDisconnected
+from wsgi2asgi.responses import plain_body, plain_headers
 from wsgi2asgi.server.framing import ResponseFraming
 from wsgi2asgi.server.http11 import Request
 
@@ -44,7 +45,6 @@ access_logger = logging.getLogger("wsgi2asgi.access")
 #: Request body bytes buffered before the socket is paused.
 HIGH_WATER = 64 * 1024
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-_ERROR_500 = b"Internal Server Error\n"
 
 
 class Connection(Protocol):
@@ -256,14 +256,9 @@ class HTTPCycle:
 
     def _send_500(self) -> None:
         framing = ResponseFraming(self.request.method, self.request.http_version, False)
-        head = framing.head(
-            500,
-            [
-                (b"content-type", b"text/plain; charset=utf-8"),
-                (b"content-length", b"%d" % len(_ERROR_500)),
-            ],
-        )
-        self.connection.write(head + framing.body(_ERROR_500) + framing.end())
+        body = plain_body(500)
+        head = framing.head(500, plain_headers(body))
+        self.connection.write(head + framing.body(body) + framing.end())
         self.response_started = self.response_complete = True
         self.status = 500
         self.keep_alive = False

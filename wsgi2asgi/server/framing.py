@@ -24,6 +24,7 @@ from email.utils import formatdate
 from http import HTTPStatus
 
 from wsgi2asgi.headers import valid_name, valid_value
+from wsgi2asgi.responses import plain_body, plain_headers
 
 __all__ = ["ResponseFraming", "error_response", "http_date"]
 
@@ -160,10 +161,16 @@ def http_date() -> bytes:
 
 
 def error_response(status: int, reason: str) -> bytes:
-    """A complete plain-text error response that closes the connection."""
-    body = f"{HTTPStatus(status).phrase}: {reason}\n".encode()
-    return (
-        b"%scontent-type: text/plain; charset=utf-8\r\n"
-        b"content-length: %d\r\nconnection: close\r\ndate: %s\r\nserver: wsgi2asgi\r\n\r\n%s"
-        % (_status_line(status), len(body), http_date(), body)
+    """A complete plain-text error response that closes the connection.
+
+    Its body and headers are those of every answer the package gives of its own accord
+    (:mod:`wsgi2asgi.responses`): ``Bad Request: invalid header`` for ``(400, "invalid header")``.
+    """
+    body = plain_body(status, reason)
+    fields = b"".join(b"%s: %s\r\n" % field for field in plain_headers(body, close=True))
+    return b"%s%sdate: %s\r\nserver: wsgi2asgi\r\n\r\n%s" % (
+        _status_line(status),
+        fields,
+        http_date(),
+        body,
     )

@@ -43,6 +43,7 @@ import sys
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import quote, unquote
 
+from wsgi2asgi.responses import send_plain
 from wsgi2asgi.server.cycle import HTTPCycle
 from wsgi2asgi.server.framing import error_response
 from wsgi2asgi.server.http11 import (
@@ -465,19 +466,7 @@ class HTTPProtocol(asyncio.Protocol):
 
 
 async def _unavailable(scope: Scope, receive: Receive, send: Send) -> None:
-    body = b"Service Unavailable\n"
-    await send(
-        {
-            "type": "http.response.start",
-            "status": _SERVICE_UNAVAILABLE,
-            "headers": [
-                (b"content-type", b"text/plain; charset=utf-8"),
-                (b"content-length", b"%d" % len(body)),
-                (b"connection", b"close"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    await send_plain(send, _SERVICE_UNAVAILABLE, close=True)
 
 
 def _unsent(transport: asyncio.Transport) -> int:
