@@ -105,7 +105,7 @@ class RequestBody:
                 future.cancel()
             chunks, more, disconnected = future.result()
         except (concurrent.futures.CancelledError, RuntimeError):
-            # The exchange is over on the loop side (or the loop is closed): nothing more
+            # The request is over on the loop side (or the loop is closed): nothing more
             # will be received for this request.
             self.disconnected = True
             raise ClientDisconnected("the request ended before its body was read") from None

@@ -119,7 +119,7 @@ class WSGIAdapter:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
-            await _Exchange(self, scope, receive, send).run()
+            await _WSGICall(self, scope, receive, send).run()
         elif kind == "lifespan":
             await _lifespan(receive, send)
         elif kind == "websocket":
@@ -225,8 +225,10 @@ async def _lifespan(receive: Receive, send: Send) -> None:
             return
 
 
-class _Exchange:
-    """One request: the worker-thread side (``work``) and the loop side (``run``)."""
+class _WSGICall:
+    """One request, one call of the WSGI app: the loop side (``run``) and the worker-thread
+    side (``work``). The other way round, one request of ``asgi_to_wsgi``, is an
+    :class:`~wsgi2asgi.exchange.Exchange`."""
 
     def __init__(self, adapter: WSGIAdapter, scope: Scope, receive: Receive, send: Send) -> None:
         self.adapter = adapter
