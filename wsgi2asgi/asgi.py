@@ -46,21 +46,20 @@ Example::
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import enum
 import logging
 import os
 import threading
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any, Literal
 
 from wsgi2asgi.exchange import Exchange
 from wsgi2asgi.interface import as_asgi3
 from wsgi2asgi.lifespan import LifespanDriver
 from wsgi2asgi.responses import start_plain
-from wsgi2asgi.runners import finish_loop
+from wsgi2asgi.runners import Runner, orphan
 from wsgi2asgi.scope import build_scope, request_body_length
 from wsgi2asgi.typing import ASGIApp, Environ, StartResponse
 
@@ -130,7 +129,7 @@ class ASGIAdapter:
         self._app = as_asgi3(app)
         self._phase = _Phase.IDLE
         self._lock = threading.Lock()
-        self._loop_thread: LoopThread | None = None
+        self._loop_thread: Runner | None = None
         self._driver: LifespanDriver | None = None
         self._startup_error: str | None = None
         self._requests: set[Exchange] = set()
@@ -186,7 +185,7 @@ class ASGIAdapter:
                 loop_thread.run(driver.shutdown(), self.lifespan_timeout)
             except Exception as exc:  # reported, never raised: close() runs at exit
                 logger.error("ASGI lifespan shutdown of %s failed: %r", _name(self.app), exc)
-        loop_thread.stop()
+        loop_thread.close()
 
     def __enter__(self) -> ASGIAdapter:
         self.start()
@@ -195,7 +194,7 @@ class ASGIAdapter:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _running_loop(self) -> LoopThread | None:
+    def _running_loop(self) -> Runner | None:
         loop_thread = self._loop_thread
         if self._phase is _Phase.RUNNING and loop_thread is not None:
             return loop_thread
@@ -207,7 +206,9 @@ class ASGIAdapter:
     def _begin(self) -> None:
         """Under the lock: start the loop thread and run lifespan startup."""
         _ADAPTERS.add(self)
-        loop_thread = LoopThread(self.close_timeout, on_exit=self._on_loop_exit)
+        loop_thread = Runner(
+            "wsgi2asgi-asgi-loop", stop_timeout=self.close_timeout, on_exit=self._on_loop_exit
+        )
         self._loop_thread = loop_thread
         atexit.unregister(self.close)
         atexit.register(self.close)
@@ -215,7 +216,7 @@ class ASGIAdapter:
             self._startup(loop_thread)
         self._phase = _Phase.RUNNING
 
-    def _startup(self, loop_thread: LoopThread) -> None:
+    def _startup(self, loop_thread: Runner) -> None:
         driver = LifespanDriver(
             self._app, state=self.state, name=_name(self.app), required=self.lifespan == "on"
         )
@@ -265,8 +266,7 @@ class ASGIAdapter:
     def _after_fork(self) -> None:
         """In a fork child: the parent's loop thread did not survive; start afresh on demand."""
         if self._loop_thread is not None:
-            # Its loop still looks "running", so it can be neither used nor closed here.
-            _ORPHANED.append(self._loop_thread)
+            orphan(self._loop_thread)  # its loop looks "running": neither usable nor closable
         self._lock = threading.Lock()
         self._idle = threading.Condition()
         self._requests = set()
@@ -326,63 +326,6 @@ def asgi_to_wsgi(
     )
 
 
-class LoopThread:
-    """One event loop running forever on one daemon thread."""
-
-    def __init__(self, stop_timeout: float, *, on_exit: Callable[[], None]) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._stop_timeout = stop_timeout
-        self._on_exit = on_exit
-        self.thread = threading.Thread(target=self._run, name="wsgi2asgi-asgi-loop", daemon=True)
-        ready = threading.Event()
-        self.loop.call_soon(ready.set)
-        self.thread.start()
-        ready.wait()
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        try:
-            self.loop.run_forever()
-        except BaseException:  # an app let KeyboardInterrupt or SystemExit out of a task
-            logger.exception("the ASGI event loop stopped on an error")
-        finally:
-            try:
-                finish_loop(self.loop, timeout=self._stop_timeout)
-            finally:
-                self.loop.close()
-                self._on_exit()
-
-    def call_soon(self, callback: Callable[..., object], *args: Any) -> bool:
-        """Schedule ``callback(*args)`` on the loop; False if the loop is closed."""
-        try:
-            self.loop.call_soon_threadsafe(callback, *args)
-        except RuntimeError:
-            return False
-        return True
-
-    def run(self, coroutine: Any, timeout: float) -> None:
-        """Run ``coroutine`` on the loop and wait; cancel it on ``TimeoutError``."""
-        try:
-            future = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
-        except RuntimeError:
-            coroutine.close()
-            raise
-        try:
-            future.result(timeout)
-        except TimeoutError:
-            future.cancel()
-            raise
-
-    def stop(self) -> None:
-        if self.call_soon(self.loop.stop):
-            self.thread.join(3 * self._stop_timeout + 1)
-        if self.thread.is_alive():
-            logger.warning("the ASGI event loop thread did not stop; it is left running")
-
-    def is_current(self) -> bool:
-        return threading.current_thread() is self.thread
-
-
 def _name(app: object) -> str:
     return getattr(app, "__qualname__", None) or type(app).__qualname__
 
@@ -390,7 +333,6 @@ def _name(app: object) -> str:
 # A loop thread does not survive fork(): children of a process that started an adapter (e.g.
 # gunicorn --preload with start() at import) forget it and start their own on first use.
 _ADAPTERS: weakref.WeakSet[ASGIAdapter] = weakref.WeakSet()
-_ORPHANED: list[LoopThread] = []
 
 
 def _forget_loops_after_fork() -> None:

@@ -27,7 +27,8 @@ from wsgi2asgi.scope import start_response_args
 from wsgi2asgi.typing import Environ, Message, Scope, StartResponse
 
 if TYPE_CHECKING:
-    from wsgi2asgi.asgi import ASGIAdapter, LoopThread
+    from wsgi2asgi.asgi import ASGIAdapter
+    from wsgi2asgi.runners import Runner
 
 __all__ = ["CHUNK", "WINDOW", "Exchange", "Response"]
 
@@ -49,7 +50,7 @@ class Exchange:
     def __init__(
         self,
         adapter: ASGIAdapter,
-        loop_thread: LoopThread,
+        loop_thread: Runner,
         scope: Scope,
         environ: Environ,
         length: int | None,

@@ -1,11 +1,17 @@
-"""Runner threads: long-lived event loops for ``async_to_sync`` called from plain threads.
+"""Runners: event loops, each running forever on a daemon thread of its own.
 
-asgiref starts a new thread and a new event loop for every such call (``asyncio.run`` in a
-fresh ``ThreadPoolExecutor``); a runner is a daemon thread with its own loop, kept and reused.
-Rules this module keeps:
+The one "event loop on a thread" class of the package. ``async_to_sync`` called from plain
+threads takes runners from a pool, where asgiref starts a new thread and a new event loop for
+every call (``asyncio.run`` in a fresh ``ThreadPoolExecutor``); ``asgi_to_wsgi`` keeps one per
+adapter, where every request is a task. Rules this module keeps:
 
 * A runner's loop runs forever until ``close()``; then, like ``asyncio.run``, it cancels what is
-  left, finalises async generators, shuts down its default executor and closes.
+  left, finalises async generators, shuts down its default executor and closes. With a
+  ``stop_timeout`` each of those waits is bounded, and so is ``close()``'s wait for the thread:
+  what does not stop in time is left behind, with a warning, never waited for forever.
+* An exception that escapes the loop (an app let ``SystemExit`` out of a task) is logged, and
+  the loop is still cleaned up and closed; ``on_exit`` runs on the thread after that, whatever
+  ended the loop.
 * ``RunnerPool`` hands each caller a runner of its own (never two calls on one runner at once),
   keeps up to ``keep`` idle ones for reuse, and closes the rest. The pool closes at exit.
 * Tasks a call leaves behind are cancelled when it returns (``cancel_leftovers``), as
@@ -13,7 +19,7 @@ Rules this module keeps:
 * Across ``fork()``: the runner threads do not exist in the child, so every ``RunnerPool``
   forgets its idle runners there (``os.register_at_fork``) and makes new ones on demand. The
   old runners' loops still look running in the child, so they can be neither used nor closed:
-  they stay referenced (``_ORPHANED``), as collecting them would warn of unclosed loops.
+  they stay referenced (:func:`orphan`), as collecting them would warn of unclosed loops.
 
 Example::
 
@@ -31,36 +37,110 @@ import logging
 import os
 import threading
 import weakref
+from collections.abc import Callable, Coroutine
 from typing import Any
 
-__all__ = ["Runner", "RunnerPool", "cancel_leftovers", "finish_loop", "runners"]
+__all__ = ["Runner", "RunnerPool", "cancel_leftovers", "finish_loop", "orphan", "runners"]
 
 logger = logging.getLogger(__name__)
 
 
 class Runner:
-    """A background thread with its own event loop, for ``async_to_sync`` from plain threads."""
+    """An event loop running forever on a daemon thread of its own, until :meth:`close`.
 
-    def __init__(self) -> None:
+    Example::
+
+        runner = Runner("my-loop", stop_timeout=5)
+        runner.run(main(), timeout=10)       # on the runner's loop; this thread waits
+        runner.close()
+
+    Args:
+        name: the thread's name.
+        stop_timeout: how long each clean-up step of ``close()`` may take (cancelled tasks,
+            the default executor); ``close()`` then waits ``3 * stop_timeout + 1`` seconds at
+            most for the thread. ``None``: as long as it takes.
+        on_exit: called on the runner's thread once its loop is closed, whatever stopped it.
+        report: the message under which exceptions of the tasks cancelled at close go to the
+            loop's exception handler; ``None`` when their owner reports them.
+    """
+
+    def __init__(
+        self,
+        name: str = "wsgi2asgi-runner",
+        *,
+        stop_timeout: float | None = None,
+        on_exit: Callable[[], None] | None = None,
+        report: str | None = None,
+    ) -> None:
         self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self._run, name="wsgi2asgi-runner", daemon=True)
+        self._stop_timeout = stop_timeout
+        self._on_exit = on_exit
+        self._report = report
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
+        ready = threading.Event()
+        self.loop.call_soon(ready.set)
         self.thread.start()
+        ready.wait()
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
-        self.loop.run_forever()
-        # Stopped for good (close()): clean up like asyncio.run does.
         try:
-            finish_loop(self.loop, report="unhandled exception in a task left by async_to_sync")
+            self.loop.run_forever()
+        except BaseException:  # an app let KeyboardInterrupt or SystemExit out of a task
+            logger.exception("the event loop of %s stopped on an error", self.thread.name)
         finally:
-            asyncio.set_event_loop(None)
-            self.loop.close()
+            # Stopped for good (close(), or the error above): clean up like asyncio.run does.
+            try:
+                finish_loop(self.loop, timeout=self._stop_timeout, report=self._report)
+            finally:
+                asyncio.set_event_loop(None)
+                self.loop.close()
+                if self._on_exit is not None:
+                    self._on_exit()
+
+    def call_soon(self, callback: Callable[..., object], *args: Any) -> bool:
+        """Schedule ``callback(*args)`` on the loop from any thread; False if it is closed."""
+        try:
+            self.loop.call_soon_threadsafe(callback, *args)
+        except RuntimeError:
+            return False
+        return True
+
+    def run(self, coroutine: Coroutine[Any, Any, object], timeout: float | None) -> None:
+        """Run ``coroutine`` on the loop and wait for it; cancel it on ``TimeoutError``.
+
+        Raises:
+            TimeoutError: it did not finish within ``timeout`` seconds.
+            RuntimeError: the loop is closed.
+        """
+        try:
+            future = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+        except RuntimeError:
+            coroutine.close()
+            raise
+        try:
+            future.result(timeout)
+        except TimeoutError:
+            future.cancel()
+            raise
 
     def close(self) -> None:
-        """Stop the loop (it cleans up like ``asyncio.run``) and join the thread."""
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        if self.thread is not threading.current_thread():
-            self.thread.join()
+        """Stop the loop (it cleans up like ``asyncio.run``) and join the thread.
+
+        From the runner's own thread it only stops the loop. Idempotent.
+        """
+        stopping = self.call_soon(self.loop.stop)
+        if self.is_current():
+            return
+        if stopping:
+            limit = None if self._stop_timeout is None else 3 * self._stop_timeout + 1
+            self.thread.join(limit)
+        if self.thread.is_alive():
+            logger.warning("the event loop thread %s did not stop; left running", self.thread.name)
+
+    def is_current(self) -> bool:
+        """Whether the caller runs on this runner's thread."""
+        return threading.current_thread() is self.thread
 
 
 class RunnerPool:
@@ -78,7 +158,7 @@ class RunnerPool:
         with self._lock:
             if self._idle:
                 return self._idle.pop()
-        return Runner()
+        return Runner(report="unhandled exception in a task left by async_to_sync")
 
     def give(self, runner: Runner) -> None:
         """Return ``runner`` after a call: kept if there is room, else closed."""
@@ -98,7 +178,8 @@ class RunnerPool:
 
     def _after_fork(self) -> None:
         """In a fork child: the idle runners' threads are gone; make new runners on demand."""
-        _ORPHANED.extend(self._idle)
+        for runner in self._idle:
+            orphan(runner)
         self._idle = []
         self._lock = threading.Lock()
 
@@ -107,6 +188,15 @@ class RunnerPool:
 _POOLS: weakref.WeakSet[RunnerPool] = weakref.WeakSet()
 #: Runners inherited through fork(): unusable in the child, kept so nothing finalises them.
 _ORPHANED: list[Runner] = []
+
+
+def orphan(runner: Runner) -> None:
+    """In a fork child: keep ``runner``, whose thread did not survive the fork, for good.
+
+    Its loop still looks running there, so it can be neither used nor closed, and collecting
+    it would warn of an unclosed loop.
+    """
+    _ORPHANED.append(runner)
 
 
 def _forget_runners_after_fork() -> None:
