@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from wsgi2asgi.headers import DEFAULT_PORTS, request_host, split_host_port
+from wsgi2asgi.headers import DEFAULT_PORTS, content_length, request_host, split_host_port
 
 
 @pytest.mark.parametrize(
@@ -46,3 +46,22 @@ def test_host_parsing_is_still_importable_from_routing() -> None:
 
     assert routing.split_host_port is headers.split_host_port
     assert routing.request_host is headers.request_host
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ([(b"Content-Length", b"12")], 12),
+        ([(b"content-length", b"0")], 0),
+        ([(b"content-length", b" 7 ")], 7),
+        ([(b"content-length", b"-1")], None),
+        ([(b"content-length", b"1_0")], None),
+        ([(b"content-length", b"x")], None),
+        ([(b"host", b"a")], None),
+        ([], None),
+    ],
+)
+def test_content_length_is_a_number_or_none(
+    headers: list[tuple[bytes, bytes]], expected: int | None
+) -> None:
+    assert content_length(headers) == expected

@@ -6,6 +6,7 @@
   not include any control characters, including carriage returns or linefeeds".
 * Hop-by-hop headers belong to the connection, not the app (RFC 9110 §7.6.1; PEP 3333:
   applications "must not" send them).
+* ``Content-Length`` is ``1*DIGIT`` (RFC 9110 §8.6); anything else declares no length.
 * ``Host`` is ``host[:port]``, an IPv6 literal in brackets (RFC 9110 §7.2, RFC 3986 §3.2.2);
   a request without one is for ``scope["server"]``; a missing port is the scheme's default.
 
@@ -20,11 +21,14 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from wsgi2asgi.typing import Scope
 
 __all__ = [
     "DEFAULT_PORTS",
     "HOP_BY_HOP",
+    "content_length",
     "request_host",
     "split_host_port",
     "valid_name",
@@ -60,6 +64,22 @@ def valid_name(name: bytes | bytearray) -> bool:
 def valid_value(value: bytes | bytearray) -> bool:
     """Whether ``value`` is free of CR, LF, NUL and every other control character but tab."""
     return not value.translate(None, _VALUE_CHARS)
+
+
+def content_length(headers: Iterable[tuple[bytes, bytes]]) -> int | None:
+    """The ``Content-Length`` of a header list, or ``None`` when it has none or not a number.
+
+    RFC 9110 §8.6: ``Content-Length = 1*DIGIT``; the field's surrounding whitespace aside,
+    anything else (a sign, a second number) declares no length here.
+
+    >>> content_length([(b"Content-Length", b"12")]), content_length([(b"host", b"a")])
+    (12, None)
+    """
+    for name, value in headers:
+        if name.lower() == b"content-length":
+            digits = value.strip(b" \t")
+            return int(digits) if digits.isdigit() else None
+    return None
 
 
 def split_host_port(text: str) -> tuple[str, str]:

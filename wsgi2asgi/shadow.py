@@ -51,6 +51,7 @@ from typing import Any
 
 from wsgi2asgi.exceptions import ASGIContractError
 from wsgi2asgi.fanout import run_lifespans, with_app_state
+from wsgi2asgi.headers import content_length
 from wsgi2asgi.prefixes import route_path
 from wsgi2asgi.typing import ASGIApp, Message, Receive, Scope, Send
 
@@ -364,7 +365,7 @@ class _Tee:
         self._receive, self._send, self._max = receive, send, max_body
         self.body = bytearray()
         self.body_complete = _has_no_body(scope)
-        self.body_too_large = _declared_length(scope) > max_body
+        self.body_too_large = (content_length(scope.get("headers", ())) or 0) > max_body
         self.disconnected = False
         self.status: int | None = None
         self.headers: list[tuple[bytes, bytes]] = []
@@ -471,22 +472,12 @@ def _replay_scope(scope: Scope) -> Scope:
     return replay
 
 
-def _declared_length(scope: Scope) -> int:
-    for name, value in scope.get("headers", ()):
-        if name.lower() == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return 0
-    return 0
-
-
 def _has_no_body(scope: Scope) -> bool:
     """RFC 9112: without Content-Length or Transfer-Encoding a request has no body."""
     names = {name.lower() for name, _ in scope.get("headers", ())}
     if b"transfer-encoding" in names:
         return False
-    return b"content-length" not in names or _declared_length(scope) == 0
+    return not content_length(scope.get("headers", ()))
 
 
 def _route_of(scope: Scope) -> str:

@@ -42,6 +42,7 @@ from wsgi2asgi.bridges import origin
 from wsgi2asgi.environ import TooManyHeaders, WSGIErrors, build_environ, response_start
 from wsgi2asgi.exceptions import ClientDisconnected, WSGIContractError
 from wsgi2asgi.futures import resolve
+from wsgi2asgi.headers import content_length
 from wsgi2asgi.responses import send_plain
 from wsgi2asgi.streams import RequestBody, ResponseChannel
 from wsgi2asgi.threads import Pool
@@ -238,7 +239,7 @@ class _WSGICall:
         self.channel = ResponseChannel(
             self.loop, high_water=adapter.high_water, low_water=adapter.high_water // 4
         )
-        length = _content_length(scope)
+        length = content_length(scope.get("headers", ()))
         self.body = RequestBody(self.loop, receive, length)
         if length == 0 or (
             length is None
@@ -498,15 +499,4 @@ def _declared_length(headers: list[tuple[bytes, bytes]]) -> int | None:
             if not value.isdigit():
                 raise WSGIContractError(f"invalid Content-Length {value!r}")
             return int(value)
-    return None
-
-
-def _content_length(scope: Scope) -> int | None:
-    for name, value in scope.get("headers", ()):
-        if name.lower() == b"content-length":
-            try:
-                length = int(value)
-            except ValueError:
-                return None
-            return length if length >= 0 else None
     return None
