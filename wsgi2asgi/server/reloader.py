@@ -19,7 +19,7 @@ import subprocess
 import time
 from collections.abc import Sequence
 
-from wsgi2asgi.server.supervisor import reap
+from wsgi2asgi.server.supervisor import StopSignals, reap
 
 __all__ = ["run_with_reload", "snapshot"]
 
@@ -46,31 +46,25 @@ def snapshot(directories: Sequence[str]) -> dict[str, float]:
 
 def run_with_reload(argv: Sequence[str], directories: Sequence[str], interval: float = 0.5) -> int:
     """Run ``argv`` as the server process and restart it whenever a watched file changes."""
-    stopping = False
-
-    def stop(signum: int, frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
-    before = snapshot(directories)
-    process = subprocess.Popen(list(argv))
-    logger.info("reloader %d watching %s", os.getpid(), ", ".join(directories))
-    try:
-        while not stopping:
-            time.sleep(interval)
-            now = snapshot(directories)
-            if now == before:
-                continue
-            changed = sorted(p for p in now.keys() | before.keys() if now.get(p) != before.get(p))
-            before = now
-            logger.info("changed: %s; restarting", ", ".join(changed[:5]))
+    with StopSignals(signal.SIGTERM, signal.SIGINT) as stop:
+        before = snapshot(directories)
+        process = subprocess.Popen(list(argv))
+        logger.info("reloader %d watching %s", os.getpid(), ", ".join(directories))
+        try:
+            while not stop.requested:
+                time.sleep(interval)
+                now = snapshot(directories)
+                if now == before:
+                    continue
+                changed = sorted(
+                    p for p in now.keys() | before.keys() if now.get(p) != before.get(p)
+                )
+                before = now
+                logger.info("changed: %s; restarting", ", ".join(changed[:5]))
+                _stop(process)
+                process = subprocess.Popen(list(argv))
+        finally:
             _stop(process)
-            process = subprocess.Popen(list(argv))
-    finally:
-        _stop(process)
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
     return 0
 
 

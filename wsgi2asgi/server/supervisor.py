@@ -25,11 +25,15 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from types import FrameType, TracebackType
+from typing import Any
 
-__all__ = ["bind", "reap", "supervise", "worker_command"]
+__all__ = ["StopSignals", "bind", "reap", "supervise", "worker_command"]
 
 logger = logging.getLogger("wsgi2asgi.error")
+
+_Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
 
 
 def bind(host: str, port: int, uds: str | None, backlog: int) -> socket.socket:
@@ -62,53 +66,84 @@ def supervise(
     """
     fd = sock.fileno()
     argv = [*worker_argv, "--fd", str(fd)]
-    stopping = False
-
-    def stop(signum: int, frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    previous = {
-        sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
-    }
 
     def spawn() -> subprocess.Popen[bytes]:
         return subprocess.Popen(argv, pass_fds=[fd])
 
-    slots = [spawn() for _ in range(workers)]
-    started = [time.monotonic()] * workers
-    logger.info(
-        "supervisor %d started %d workers: %s",
-        os.getpid(),
-        workers,
-        " ".join(str(p.pid) for p in slots),
-    )
-    try:
-        while not stopping:
-            time.sleep(0.1)
-            for index, process in enumerate(slots):
-                status = process.poll()
-                if status is None or stopping:
-                    continue
-                if status == 0:  # it chose to stop (--limit-max-requests)
-                    logger.info("worker %d finished; starting a new one", process.pid)
-                else:
-                    logger.warning("worker %d exited with %s; restarting it", process.pid, status)
-                if time.monotonic() - started[index] < 1.0:
-                    time.sleep(1.0)
-                slots[index] = spawn()
-                started[index] = time.monotonic()
-    finally:
-        for process in slots:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + (graceful_timeout or 30.0) + 5.0
-        for process in slots:
-            reap(process, max(0.0, deadline - time.monotonic()))
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        sock.close()
+    with StopSignals(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as stop:
+        slots = [spawn() for _ in range(workers)]
+        started = [time.monotonic()] * workers
+        logger.info(
+            "supervisor %d started %d workers: %s",
+            os.getpid(),
+            workers,
+            " ".join(str(p.pid) for p in slots),
+        )
+        try:
+            while not stop.requested:
+                time.sleep(0.1)
+                for index, process in enumerate(slots):
+                    status = process.poll()
+                    if status is None or stop.requested:
+                        continue
+                    if status == 0:  # it chose to stop (--limit-max-requests)
+                        logger.info("worker %d finished; starting a new one", process.pid)
+                    else:
+                        logger.warning(
+                            "worker %d exited with %s; restarting it", process.pid, status
+                        )
+                    if time.monotonic() - started[index] < 1.0:
+                        time.sleep(1.0)
+                    slots[index] = spawn()
+                    started[index] = time.monotonic()
+        finally:
+            for process in slots:
+                if process.poll() is None:
+                    process.send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + (graceful_timeout or 30.0) + 5.0
+            for process in slots:
+                reap(process, max(0.0, deadline - time.monotonic()))
+            sock.close()
     return 0
+
+
+class StopSignals:
+    """Note the stop signals a supervising process gets, instead of dying of them.
+
+    The supervisor and the reloader poll ``requested`` in their loops, then stop their
+    children in order. Only the main thread can install signal handlers.
+
+    Example::
+
+        with StopSignals(signal.SIGTERM, signal.SIGINT) as stop:
+            while not stop.requested:
+                time.sleep(0.1)         # watch the children
+        # the previous handlers are back
+
+    Args:
+        signals: the signals that ask for a stop.
+    """
+
+    def __init__(self, *signals: signal.Signals) -> None:
+        self.signals = signals
+        self.requested = False
+        self._previous: dict[signal.Signals, _Handler] = {}
+
+    def __enter__(self) -> StopSignals:
+        self._previous = {sig: signal.signal(sig, self._note) for sig in self.signals}
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def _note(self, signum: int, frame: FrameType | None) -> None:
+        self.requested = True
 
 
 def reap(process: subprocess.Popen[bytes], timeout: float) -> None:
