@@ -20,12 +20,14 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from types import TracebackType
 from typing import Any, Literal, NotRequired, TypedDict
 
 __all__ = [
     "ASGIApp",
     "ASGIVersions",
     "Environ",
+    "ExcInfo",
     "HTTPScope",
     "Message",
     "Receive",
@@ -43,7 +45,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 # PEP 3333: "environ ... must be a builtin Python dictionary".
 Environ = dict[str, Any]
-ExcInfo = tuple[type[BaseException], BaseException, Any]
+#: PEP 3333 ``start_response``'s ``exc_info``: "a Python sys.exc_info() tuple".
+ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 StartResponse = Callable[..., Callable[[bytes], object]]
 WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
 

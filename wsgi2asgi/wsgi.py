@@ -35,7 +35,6 @@ import logging
 import threading
 import time
 from collections.abc import Iterable
-from types import TracebackType
 from typing import Any
 
 from wsgi2asgi.bridges import origin
@@ -46,7 +45,7 @@ from wsgi2asgi.headers import content_length
 from wsgi2asgi.responses import send_plain
 from wsgi2asgi.streams import RequestBody, ResponseChannel
 from wsgi2asgi.threads import Pool
-from wsgi2asgi.typing import Message, Receive, Scope, Send, WSGIApp
+from wsgi2asgi.typing import ExcInfo, Message, Receive, Scope, Send, WSGIApp
 
 __all__ = [
     "DEFAULT_MAX_THREADS",
@@ -67,8 +66,6 @@ POOL_WARNING_INTERVAL = 10.0
 #: ``scope["extensions"]["wsgi2asgi.pool"]["on_wait"](waiting)`` is called for each, with the
 #: number then waiting (``wsgi2asgi serve`` counts them in ``ServerState.pool_waits``).
 POOL_EXTENSION = "wsgi2asgi.pool"
-
-ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 
 
 class WSGIAdapter:
