@@ -1071,3 +1071,23 @@ def test_requests_leave_no_memory_behind() -> None:
             assert_no_leak(run_round)
         finally:
             logging.disable(logging.NOTSET)
+
+
+def test_asgi_to_wsgi_takes_the_options_of_the_class_with_its_defaults() -> None:
+    import inspect
+    import typing
+
+    from wsgi2asgi.asgi import ASGIAdapter, ASGIOptions
+
+    # Each option and its default are written once, on ASGIAdapter; the function passes them on.
+    keywords = inspect.signature(ASGIAdapter).parameters
+    options = {n for n, p in keywords.items() if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    assert set(typing.get_type_hints(ASGIOptions)) == options
+    parameters = list(inspect.signature(asgi_to_wsgi).parameters.values())
+    assert [p.kind for p in parameters] == [
+        inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        inspect.Parameter.VAR_KEYWORD,
+    ]
+    adapter = asgi_to_wsgi(PlainTextResponse("x"), lifespan="off", close_timeout=2.0)
+    assert (adapter.lifespan, adapter.close_timeout) == ("off", 2.0)
+    assert adapter.lifespan_timeout == keywords["lifespan_timeout"].default

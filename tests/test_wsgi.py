@@ -1131,3 +1131,23 @@ async def test_the_asgi_call_returns_only_after_close_returned() -> None:
     await asyncio.wait_for(task, 5)
     order.append("ASGI call returned")
     assert order == ["close() returned", "ASGI call returned"]
+
+
+def test_wsgi_to_asgi_takes_the_options_of_the_class_with_its_defaults() -> None:
+    import inspect
+    import typing
+
+    from wsgi2asgi.wsgi import WSGIOptions
+
+    # Each option and its default are written once, on WSGIAdapter; the function passes them on.
+    keywords = inspect.signature(WSGIAdapter).parameters
+    options = {n for n, p in keywords.items() if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    assert set(typing.get_type_hints(WSGIOptions)) == options
+    parameters = list(inspect.signature(wsgi_to_asgi).parameters.values())
+    assert [p.kind for p in parameters] == [
+        inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        inspect.Parameter.VAR_KEYWORD,
+    ]
+    adapter = wsgi_to_asgi(simple_app, max_threads=3, duplicate_header_limit=None)
+    assert (adapter.max_threads, adapter.duplicate_header_limit) == (3, None)
+    assert wsgi_to_asgi(simple_app).high_water == keywords["high_water"].default

@@ -53,7 +53,7 @@ import os
 import threading
 import weakref
 from collections.abc import Iterable
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict, Unpack
 
 from wsgi2asgi.exchange import Exchange
 from wsgi2asgi.interface import as_asgi3
@@ -63,7 +63,7 @@ from wsgi2asgi.runners import Runner, orphan
 from wsgi2asgi.scope import build_scope, request_body_length
 from wsgi2asgi.typing import ASGIApp, Environ, StartResponse
 
-__all__ = ["ASGIAdapter", "asgi_to_wsgi"]
+__all__ = ["ASGIAdapter", "ASGIOptions", "asgi_to_wsgi"]
 
 logger = logging.getLogger(__name__)
 
@@ -293,15 +293,27 @@ class ASGIAdapter:
         return Exchange(self, loop_thread, dict(scope), environ, length).respond(start_response)
 
 
-def asgi_to_wsgi(
-    app: ASGIApp,
-    *,
-    lifespan: Literal["auto", "on", "off"] = "auto",
-    lifespan_timeout: float = 60.0,
-    disconnect_grace: float = 5.0,
-    close_timeout: float = 10.0,
-) -> ASGIAdapter:
+class ASGIOptions(TypedDict, total=False):
+    """The keyword options of :class:`ASGIAdapter`, which :func:`asgi_to_wsgi` passes on.
+
+    Their defaults and meaning are the class's (written there once).
+
+    Example::
+
+        options: ASGIOptions = {"lifespan": "on"}
+        application = asgi_to_wsgi(starlette_app, **options)
+    """
+
+    lifespan: Literal["auto", "on", "off"]
+    lifespan_timeout: float
+    disconnect_grace: float
+    close_timeout: float
+
+
+def asgi_to_wsgi(app: ASGIApp, **options: Unpack[ASGIOptions]) -> ASGIAdapter:
     """Return a WSGI app that serves the ASGI ``app``: see :class:`ASGIAdapter`.
+
+    ``asgi_to_wsgi(app, lifespan="on")`` and ``ASGIAdapter(app, lifespan="on")`` are the same.
 
     Example::
 
@@ -309,21 +321,17 @@ def asgi_to_wsgi(
 
     Args:
         app: the ASGI application (ASGI 3, or an ASGI 2 double callable).
-        lifespan: ``"auto"``, ``"on"`` or ``"off"``.
-        lifespan_timeout: seconds for lifespan startup, and for shutdown.
-        disconnect_grace: seconds a task may go on after the client went away.
-        close_timeout: seconds ``close()`` waits for requests, then for cancelled tasks.
+        **options: the keyword options of :class:`ASGIAdapter` (``lifespan``,
+            ``lifespan_timeout``, ``disconnect_grace``, ``close_timeout``), with its defaults.
 
     Returns:
         The adapter, a PEP 3333 application with ``start()`` and ``close()``.
+
+    Raises:
+        ValueError: an unknown ``lifespan`` mode or a negative timeout.
+        TypeError: ``app`` is not callable, or is a WSGI app.
     """
-    return ASGIAdapter(
-        app,
-        lifespan=lifespan,
-        lifespan_timeout=lifespan_timeout,
-        disconnect_grace=disconnect_grace,
-        close_timeout=close_timeout,
-    )
+    return ASGIAdapter(app, **options)
 
 
 def _name(app: object) -> str:

@@ -35,7 +35,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from wsgi2asgi.bridges import origin
 from wsgi2asgi.environ import TooManyHeaders, WSGIErrors, build_environ, response_start
@@ -52,6 +52,7 @@ __all__ = [
     "POOL_EXTENSION",
     "POOL_WARNING_INTERVAL",
     "WSGIAdapter",
+    "WSGIOptions",
     "wsgi_to_asgi",
 ]
 
@@ -172,15 +173,25 @@ class WSGIAdapter:
             self._unreported = 0
 
 
-def wsgi_to_asgi(
-    app: WSGIApp,
-    *,
-    max_threads: int = DEFAULT_MAX_THREADS,
-    multiprocess: bool = False,
-    high_water: int = 256 * 1024,
-    max_headers: int = 1000,
-    duplicate_header_limit: int | None = 100,
-) -> WSGIAdapter:
+class WSGIOptions(TypedDict, total=False):
+    """The keyword options of :class:`WSGIAdapter`, which :func:`wsgi_to_asgi` passes on.
+
+    Their defaults and meaning are the class's (written there once).
+
+    Example::
+
+        options: WSGIOptions = {"max_threads": 8}
+        application = wsgi_to_asgi(flask_app, **options)
+    """
+
+    max_threads: int
+    multiprocess: bool
+    high_water: int
+    max_headers: int
+    duplicate_header_limit: int | None
+
+
+def wsgi_to_asgi(app: WSGIApp, **options: Unpack[WSGIOptions]) -> WSGIAdapter:
     """Return an ASGI app serving the WSGI ``app`` from a bounded pool of worker threads.
 
     ``wsgi_to_asgi(app, max_threads=8)`` and ``WSGIAdapter(app, max_threads=8)`` are the same.
@@ -191,11 +202,9 @@ def wsgi_to_asgi(
 
     Args:
         app: the WSGI application.
-        max_threads: see :class:`WSGIAdapter`, like the other options.
-        multiprocess: the value of ``wsgi.multiprocess``.
-        high_water: response bytes queued for the client before the app is paused.
-        max_headers: the most request header lines.
-        duplicate_header_limit: the most lines of one request header name.
+        **options: the keyword options of :class:`WSGIAdapter` (``max_threads``,
+            ``multiprocess``, ``high_water``, ``max_headers``, ``duplicate_header_limit``),
+            with its defaults.
 
     Returns:
         The ASGI application (a :class:`WSGIAdapter`).
@@ -203,14 +212,7 @@ def wsgi_to_asgi(
     Raises:
         ValueError: ``max_threads`` or ``high_water`` below 1.
     """
-    return WSGIAdapter(
-        app,
-        max_threads=max_threads,
-        multiprocess=multiprocess,
-        high_water=high_water,
-        max_headers=max_headers,
-        duplicate_header_limit=duplicate_header_limit,
-    )
+    return WSGIAdapter(app, **options)
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:
