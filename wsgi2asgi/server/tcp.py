@@ -1,4 +1,6 @@
-"""The one module that touches sockets: an asyncio protocol per HTTP/1.1 connection.
+"""Connection I/O: an asyncio protocol per HTTP/1.1 connection, the one place that reads from
+and writes to clients (the listening sockets are opened by ``main.py`` and, under
+``--workers``, ``supervisor.py``; the protocol modules beside this one do no I/O).
 
 Rules this module keeps:
 
