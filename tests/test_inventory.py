@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from tests.apps_tools import flask_site, odd_site, starlette_site, tree
-from wsgi2asgi.inventory import RouteInfo, collect_routes, main, summarize
+from wsgi2asgi.cli import main as cli_main
+from wsgi2asgi.inventory import RouteInfo, collect_routes, summarize
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -86,8 +87,13 @@ def test_summarize_counts_frameworks_and_modes() -> None:
     assert set(summary["frameworks"]) == {"flask", "starlette", "asgi"}
 
 
+def routes(*args: str) -> int:
+    """``wsgi2asgi routes ARGS`` in this process; its exit status."""
+    return cli_main(["routes", *args])
+
+
 def test_main_prints_aligned_table_and_summary(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["tests.apps_tools.tree:app"]) == 0
+    assert routes("tests.apps_tools.tree:app") == 0
 
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["PATH", "METHODS", "FRAMEWORK", "ENDPOINT", "MODE"]
@@ -109,7 +115,7 @@ def test_main_prints_aligned_table_and_summary(capsys: pytest.CaptureFixture[str
 
 
 def test_main_json_document_with_factory(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["tests.apps_tools.tree:create_app()", "--json"]) == 0
+    assert routes("tests.apps_tools.tree:create_app()", "--json") == 0
 
     document = json.loads(capsys.readouterr().out)
     assert document["summary"]["total"] == len(document["routes"]) == 11
@@ -136,7 +142,7 @@ def test_main_json_document_with_factory(capsys: pytest.CaptureFixture[str]) -> 
 def test_main_unimportable_app_exits_2_with_message(
     spec: str, message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main([spec]) == 2
+    assert routes(spec) == 2
 
     captured = capsys.readouterr()
     assert message in captured.err
@@ -150,9 +156,9 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [
             sys.executable,
-            "-c",
-            "import sys; from wsgi2asgi.inventory import main; "
-            "raise SystemExit(main(sys.argv[1:]))",
+            "-m",
+            "wsgi2asgi",
+            "routes",
             *args,
         ],
         cwd=ROOT,

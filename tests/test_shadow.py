@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import logging
@@ -26,8 +25,9 @@ from starlette.routing import Route
 
 from tests.apps_tools.shadow_apps import GatedCandidate, flask_candidate, make_primary
 from tests.server.conftest import start_server
+from wsgi2asgi.cli import main as cli_main
 from wsgi2asgi.lifespan import LifespanDriver
-from wsgi2asgi.shadow import Shadow, format_report, run_shadow_report
+from wsgi2asgi.shadow import Shadow, format_report
 from wsgi2asgi.typing import ASGIApp, Receive, Scope, Send
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -331,7 +331,7 @@ def test_shadow_report_command_summarises_and_exits_1_on_differences(
         assert http.get(f"{url}/items/3").status_code == 200
     asyncio.run_coroutine_threadsafe(shadow.drain(), loop).result(timeout=30)
 
-    status = run_shadow_report(argparse.Namespace(url=f"{url}/__shadow__", timeout=10.0))
+    status = cli_main(["shadow-report", f"{url}/__shadow__", "--timeout", "10"])
 
     out = capsys.readouterr().out
     assert status == 1
@@ -346,7 +346,7 @@ def test_shadow_report_command_unreachable_exits_2(capsys: pytest.CaptureFixture
     port = sock.getsockname()[1]
     sock.close()  # nothing listens there now
 
-    status = run_shadow_report(argparse.Namespace(url=f"http://127.0.0.1:{port}/", timeout=5.0))
+    status = cli_main(["shadow-report", f"http://127.0.0.1:{port}/", "--timeout", "5"])
 
     assert status == 2
     assert "wsgi2asgi shadow-report: error:" in capsys.readouterr().err

@@ -1,247 +1,272 @@
-"""The ``wsgi2asgi`` command line.
+"""The ``wsgi2asgi`` command line: ``serve``, ``routes`` and ``shadow-report``.
+
+Rules this module keeps:
+
+* ``serve`` declares no flag of its own: each comes from a setting's definition in
+  :mod:`wsgi2asgi.server.config` (plus ``--config`` and ``--env-file``, :data:`SOURCES`). A
+  setting's value is the first of: its flag, its ``WSGI2ASGI_*`` environment variable (after
+  ``--env-file`` is loaded), the config file, its default (``$WEB_CONCURRENCY`` for
+  ``--workers``, as uvicorn and gunicorn read it).
+* The tools (:mod:`wsgi2asgi.inventory`, :mod:`wsgi2asgi.shadow`) are libraries: this module
+  parses their arguments and prints what they return.
+* A user's mistake is one line on stderr and exit status 2, never a traceback.
 
 Example::
 
     $ wsgi2asgi serve myproject.wsgi:application --port 8080
     $ wsgi2asgi serve --mount /legacy=legacy.wsgi:app --mount /=site.asgi:application
+    $ wsgi2asgi serve --config wsgi2asgi.toml --env-file .env
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import logging
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, MutableMapping, Sequence
 from typing import Any
 
 from wsgi2asgi import __version__
 from wsgi2asgi.exceptions import ConfigError
-from wsgi2asgi.inventory import register as _add_routes
-from wsgi2asgi.prefixes import mount_prefix
-from wsgi2asgi.shadow import register as _add_shadow_report
+from wsgi2asgi.server.config import Config, settings
+from wsgi2asgi.server.settings import Setting, integer
+from wsgi2asgi.server.sources import from_config_file, from_environment, load_env_file
 
-__all__ = ["build_parser", "main"]
+__all__ = ["SOURCES", "build_parser", "main", "serve_config", "serve_settings"]
+
+#: ``serve``'s flags that say where other settings come from (not ``Config`` fields).
+SOURCES = (
+    Setting(
+        "read settings, mounts and hosts from this TOML file (none given: the "
+        "[tool.wsgi2asgi] table of ./pyproject.toml, if any)",
+        metavar="FILE",
+        name="config",
+        doc="(see \u201cConfig file\u201d below)",
+    ),
+    Setting(
+        "load environment variables from this dotenv file (variables already set win)",
+        metavar="FILE",
+        name="env_file",
+    ),
+)
 
 
-def _mount(text: str) -> tuple[str, str]:
-    """Parse ``--mount PREFIX=APP``; the prefix is checked and normalised as ``Mount`` does.
+def serve_settings() -> tuple[Setting, ...]:
+    """``serve``'s arguments in ``--help`` order: APP, the sources, then every setting."""
+    every = settings()
+    return (
+        *(s for s in every if s.positional),
+        *SOURCES,
+        *(s for s in every if not s.positional),
+    )
 
-    >>> _mount("/legacy/=legacy.wsgi:app"), _mount("/=site:app")
-    (('/legacy', 'legacy.wsgi:app'), ('', 'site:app'))
 
-    Raises:
-        ConfigError: no ``=`` or no APP, an empty PREFIX (the root is ``/``), or a prefix
-            ``Mount`` refuses; ``main`` prints it on one line (not argparse's usage).
-    """
-    prefix, sep, app = text.partition("=")
-    if not sep or not app:
-        raise ConfigError(f"--mount wants PREFIX=module:attr, not {text!r}")
-    if not prefix:
-        raise ConfigError(f"--mount {text!r}: empty PREFIX (to mount at the root: '/={app}')")
-    try:
-        return mount_prefix(prefix), app
-    except ValueError as exc:
-        raise ConfigError(f"--mount {text!r}: {exc}") from None
+# -- serve ---------------------------------------------------------------------------------
 
 
 def _add_serve(subparsers: Any) -> None:
     serve = subparsers.add_parser(
         "serve",
         help="serve a WSGI or ASGI app (or several, mounted side by side)",
-        description="Serve a WSGI or ASGI app over HTTP/1.1 and WebSockets.",
+        description="Serve a WSGI or ASGI app over HTTP/1.1 and WebSockets. Every flag can "
+        "also be set as WSGI2ASGI_<FLAG> in the environment, or in a config file.",
     )
-    serve.add_argument("app", nargs="?", help="module:attr (WSGI or ASGI); optional with --mount")
-    serve.add_argument(
-        "--mount",
-        action="append",
-        type=_mount,
-        default=[],
-        metavar="PREFIX=APP",
-        help="mount another app (WSGI or ASGI) at PREFIX; repeatable",
-    )
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--uds", help="listen on this Unix domain socket")
-    serve.add_argument("--fd", type=int, help="listen on this inherited file descriptor")
-    serve.add_argument("--factory", action="store_true", help="APP is a factory: call it")
-    serve.add_argument("--interface", choices=["auto", "asgi3", "asgi2", "wsgi"], default="auto")
-    serve.add_argument("--app-dir", default=".", help="put this directory first on sys.path")
-    serve.add_argument("--root-path", default="", help="the prefix a proxy serves us under")
-    serve.add_argument("--lifespan", choices=["auto", "on", "off"], default="auto")
-    serve.add_argument("--proxy-headers", action=argparse.BooleanOptionalAction, default=True)
-    serve.add_argument(
-        "--forwarded-allow-ips",
-        default="127.0.0.1",
-        help="comma-separated addresses/networks whose proxy headers are trusted ('*': all)",
-    )
-    serve.add_argument("--limit-concurrency", type=int, help="answer 503 above this many")
-    serve.add_argument(
-        "--limit-max-requests",
-        type=int,
-        help="exit gracefully after this many requests (a supervised worker is then replaced)",
-    )
-    serve.add_argument(
-        "--limit-max-requests-jitter",
-        type=int,
-        default=0,
-        help="add a random 0..N to --limit-max-requests so workers do not restart together",
-    )
-    serve.add_argument("--multiprocess", action="store_true", help=argparse.SUPPRESS)
-    serve.add_argument("--backlog", type=int, default=2048)
-    serve.add_argument(
-        "--timeout-keep-alive",
-        type=float,
-        default=20.0,
-        help="seconds an idle keep-alive connection stays open (keep it above your clients' "
-        "and proxy's own idle timeouts)",
-    )
-    serve.add_argument("--timeout-request-header", type=float, default=10.0)
-    serve.add_argument(
-        "--timeout-request-body",
-        type=float,
-        default=30.0,
-        help="seconds a request body may stall between two reads before 408 and close",
-    )
-    serve.add_argument("--timeout-graceful-shutdown", type=float, default=30.0)
-    serve.add_argument(
-        "--timeout-write",
-        type=float,
-        default=60.0,
-        metavar="S",
-        help="close a connection whose client has read nothing of its response for S seconds "
-        "(0: never)",
-    )
-    serve.add_argument("--max-target-size", type=int, default=8190, help="longer: 414")
-    serve.add_argument("--max-header-size", type=int, default=65536, help="larger: 431")
-    serve.add_argument("--max-headers", type=int, default=100, help="more lines: 431")
-    serve.add_argument("--max-body-size", type=int, help="larger request bodies: 413")
-    serve.add_argument("--ws-max-size", type=int, default=16 * 1024 * 1024, help="larger: 1009")
-    serve.add_argument(
-        "--ws-max-queue",
-        type=int,
-        default=32,
-        metavar="N",
-        help="WebSocket messages queued for the app before the server stops reading",
-    )
-    serve.add_argument(
-        "--ws-ping-interval",
-        type=float,
-        default=20.0,
-        metavar="S",
-        help="ping each WebSocket client after S idle seconds (0: never)",
-    )
-    serve.add_argument(
-        "--ws-ping-timeout",
-        type=float,
-        default=20.0,
-        metavar="S",
-        help="close (1011) a WebSocket whose client has not answered a ping in S seconds "
-        "(0: wait forever)",
-    )
-    serve.add_argument("--threads", type=int, default=32, help="worker threads per WSGI app")
-    serve.add_argument(
-        "--malloc-arena-max",
-        type=int,
-        metavar="N",
-        help="cap glibc malloc arenas (as MALLOC_ARENA_MAX=N); 2 keeps threaded WSGI RSS flat",
-    )
-    serve.add_argument(
-        "--workers", type=int, default=1, help="server processes sharing the socket (supervised)"
-    )
-    serve.add_argument(
-        "--reload", action="store_true", help="restart when a .py file changes (development)"
-    )
-    serve.add_argument(
-        "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
-    )
-    serve.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=True)
-    serve.add_argument("--server-header", action=argparse.BooleanOptionalAction, default=True)
-    serve.add_argument(
-        "--debug-blocking",
-        type=float,
-        metavar="MS",
-        help="log the stack of code that holds the event loop longer than MS milliseconds",
-    )
-    serve.add_argument("--ssl-keyfile", help="serve HTTPS with this private key (PEM)")
-    serve.add_argument("--ssl-certfile", help="and this certificate chain (PEM)")
+    for setting in serve_settings():
+        _add_setting(serve, setting)
     serve.set_defaults(func=_run_serve)
 
 
+def _add_setting(parser: argparse.ArgumentParser, setting: Setting) -> None:
+    """One argument for ``setting``; absent, it sets nothing (so other sources can)."""
+    shown = argparse.SUPPRESS if setting.hidden else setting.help_text.replace("%", "%%")
+    common: dict[str, Any] = {"help": shown, "default": argparse.SUPPRESS}
+    if setting.positional:
+        parser.add_argument(setting.name, nargs="?", metavar=setting.metavar, **common)
+    elif setting.switch:
+        parser.add_argument(
+            setting.flag, dest=setting.name, action=argparse.BooleanOptionalAction, **common
+        )
+    else:
+        parser.add_argument(
+            setting.flag,
+            dest=setting.name,
+            type=_argparse_type(setting),
+            action="append" if setting.repeat else "store",
+            metavar=setting.placeholder,
+            **common,
+        )
+
+
+def _argparse_type(setting: Setting) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        try:
+            return setting.value(text)
+        except ValueError as exc:  # argparse prints it as "argument --port: MESSAGE"
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return parse
+
+
+def serve_config(args: argparse.Namespace, environ: MutableMapping[str, str]) -> Config:
+    """The ``Config`` that ``serve``'s ``args`` mean in ``environ``.
+
+    Each setting comes from its flag, else its ``WSGI2ASGI_*`` variable, else the config
+    file, else its default. ``--env-file`` is loaded into ``environ`` first (the app sees it).
+
+    Example::
+
+        config = serve_config(build_parser().parse_args(["serve", "m:app"]), os.environ)
+
+    Raises:
+        ConfigError: a bad file, variable or value, said in one line.
+    """
+    config_source, env_file_source = SOURCES
+    env_file = getattr(args, "env_file", None) or environ.get(env_file_source.env)
+    if env_file:
+        load_env_file(env_file, environ)
+    every = settings()
+    path = getattr(args, "config", None) or environ.get(config_source.env)
+    options = from_config_file(path, every)
+    options.update(from_environment(environ, every))
+    given = vars(args)
+    options.update(
+        {
+            s.name: tuple(given[s.name]) if s.repeat else given[s.name]
+            for s in every
+            if s.name in given
+        }
+    )
+    if "workers" not in options and "WEB_CONCURRENCY" in environ:
+        try:
+            options["workers"] = integer(environ["WEB_CONCURRENCY"])
+        except ValueError as exc:
+            raise ConfigError(f"WEB_CONCURRENCY: {exc}") from None
+    return Config(**options)
+
+
 def _run_serve(args: argparse.Namespace) -> int:
+    config = serve_config(args, os.environ)
+    if config.reload:
+        return _run_with_reload(config, args.argv)
+    if config.workers > 1:
+        return _run_workers(config, args.argv)
     from wsgi2asgi.server import serve
 
-    if args.reload:
-        if args.workers > 1:
-            raise ConfigError("--reload and --workers cannot be used together")
-        from wsgi2asgi.server.reloader import run_with_reload
-        from wsgi2asgi.server.supervisor import worker_command
-
-        logging.basicConfig(format="%(asctime)s %(levelname)s %(message)s", level=logging.INFO)
-        command = worker_command([a for a in args.argv if a != "--reload"], multiprocess=False)
-        return run_with_reload(command, [args.app_dir])
-    if args.workers > 1:
-        from wsgi2asgi.server.supervisor import bind, supervise, worker_command
-
-        logging.basicConfig(format="%(asctime)s %(levelname)s %(message)s", level=logging.INFO)
-        sock = bind(args.host, args.port, args.uds, args.backlog)
-        command = worker_command(args.argv)
-        return supervise(command, args.workers, sock, args.timeout_graceful_shutdown)
-    if args.workers < 1:
-        raise ConfigError("--workers must be at least 1")
-
-    return serve(args.app, **config_options(args))
+    options = {field.name: getattr(config, field.name) for field in dataclasses.fields(config)}
+    return serve(options.pop("app"), **options)
 
 
-def config_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The :class:`~wsgi2asgi.server.config.Config` fields that ``serve``'s flags set."""
-    return {
-        "mounts": tuple(args.mount),
-        "host": args.host,
-        "port": args.port,
-        "uds": args.uds,
-        "fd": args.fd,
-        "factory": args.factory,
-        "interface": args.interface,
-        "app_dir": args.app_dir,
-        "root_path": args.root_path,
-        "lifespan": args.lifespan,
-        "proxy_headers": args.proxy_headers,
-        "forwarded_allow_ips": tuple(a.strip() for a in args.forwarded_allow_ips.split(",")),
-        "limit_concurrency": args.limit_concurrency,
-        "limit_max_requests": args.limit_max_requests,
-        "limit_max_requests_jitter": args.limit_max_requests_jitter,
-        "multiprocess": args.multiprocess,
-        "malloc_arena_max": args.malloc_arena_max,
-        "backlog": args.backlog,
-        "timeout_keep_alive": args.timeout_keep_alive,
-        "timeout_request_header": args.timeout_request_header,
-        "timeout_request_body": args.timeout_request_body,
-        "timeout_graceful_shutdown": args.timeout_graceful_shutdown,
-        "timeout_write": args.timeout_write or None,
-        "max_target": args.max_target_size,
-        "max_header_bytes": args.max_header_size,
-        "max_headers": args.max_headers,
-        "max_body": args.max_body_size,
-        "ws_max_size": args.ws_max_size,
-        "ws_max_queue": args.ws_max_queue,
-        "ws_ping_interval": args.ws_ping_interval or None,
-        "ws_ping_timeout": args.ws_ping_timeout or None,
-        "max_threads": args.threads,
-        "log_level": args.log_level,
-        "access_log": args.access_log,
-        "server_header": args.server_header,
-        "debug_blocking": args.debug_blocking,
-        "ssl_keyfile": args.ssl_keyfile,
-        "ssl_certfile": args.ssl_certfile,
-    }
+def _run_with_reload(config: Config, argv: Sequence[str]) -> int:
+    from wsgi2asgi.server.reloader import run_with_reload
+    from wsgi2asgi.server.supervisor import worker_command
 
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(message)s", level=logging.INFO)
+    # The server process gets the same arguments; the last flag wins over the environment
+    # and the config file, which would otherwise make it a reloader too.
+    command = [*worker_command(argv, multiprocess=False), "--no-reload"]
+    return run_with_reload(
+        command,
+        config.reload_dirs or [config.app_dir],
+        includes=config.reload_includes,
+        excludes=config.reload_excludes,
+        delay=config.reload_delay,
+    )
+
+
+def _run_workers(config: Config, argv: Sequence[str]) -> int:
+    from wsgi2asgi.server.supervisor import bind, supervise, worker_command
+
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(message)s", level=logging.INFO)
+    sock = bind(config.host, config.port, config.uds, config.backlog)
+    command = [*worker_command(argv), "--workers", "1", "--no-reload"]
+    return supervise(command, config.workers, sock, config.timeout_graceful_shutdown)
+
+
+# -- routes -------------------------------------------------------------------------------------
+
+
+def _add_routes(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "routes",
+        help="list every route of an app (Flask, Django, Starlette, mounts) as sync or async",
+        description="List the routes of an app tree, to plan a migration.",
+    )
+    parser.add_argument("app", help="module:attr or module:factory()")
+    parser.add_argument("--json", action="store_true", help="print a JSON document")
+    parser.add_argument("--app-dir", default=".", help="put this directory first on sys.path")
+    parser.add_argument("--factory", action="store_true", help="APP is a factory: call it")
+    parser.add_argument(
+        "--all-methods", action="store_true", help="keep HEAD and OPTIONS in the methods"
+    )
+    parser.set_defaults(func=_run_routes)
+
+
+def _run_routes(args: argparse.Namespace) -> int:
+    from wsgi2asgi.inventory import collect_routes, format_table, summarize
+    from wsgi2asgi.server.loading import import_app
+
+    try:
+        app = import_app(args.app, factory=args.factory, app_dir=args.app_dir)
+    except ConfigError:
+        raise
+    except Exception as exc:  # the user's module failed while importing: say so, briefly
+        raise ConfigError(f"could not load {args.app!r}: {type(exc).__name__}: {exc}") from exc
+    try:
+        routes = collect_routes(app, implicit_methods=args.all_methods)
+    except TypeError as exc:  # not callable: a module, a settings dict, a str
+        raise ConfigError(f"{args.app!r} is {exc}") from None
+    if args.json:
+        document = {"routes": [dataclasses.asdict(r) for r in routes], "summary": summarize(routes)}
+        print(json.dumps(document, indent=2))
+    else:
+        print(format_table(routes))
+    return 0
+
+
+# -- shadow-report ------------------------------------------------------------------------------
+
+
+def _add_shadow_report(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "shadow-report",
+        help="fetch a Shadow report endpoint and summarise it (exit 1 on differences)",
+        description="Print the statistics of a running Shadow (its report_path endpoint).",
+    )
+    parser.add_argument("url", help="e.g. http://127.0.0.1:8000/__shadow__")
+    parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait")
+    parser.set_defaults(func=_run_shadow_report)
+
+
+def _run_shadow_report(args: argparse.Namespace) -> int:
+    """Print a running Shadow's report; 0, or 1 when answers differed (2 on failure)."""
+    from wsgi2asgi.shadow import fetch_report, format_report
+
+    try:
+        report = fetch_report(args.url, timeout=args.timeout)
+    except OSError as exc:
+        raise ConfigError(f"{args.url}: {exc}") from None
+    except ValueError as exc:
+        raise ConfigError(f"{args.url} is not a shadow report ({exc})") from None
+    print(format_report(report))
+    return 1 if report["different"] else 0
+
+
+# -- the parser and main ---------------------------------------------------------------------
 
 #: Sub-commands, each a function adding itself to the sub-parsers (one line per command).
 COMMANDS = (_add_serve, _add_routes, _add_shadow_report)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Build the argument parser with one sub-command per tool."""
+    """Build the argument parser with one sub-command per tool.
+
+    Example::
+
+        args = build_parser().parse_args(["serve", "m:app", "--port", "9000"])
+    """
     parser = argparse.ArgumentParser(
         prog="wsgi2asgi",
         description="Move a WSGI codebase to ASGI one piece at a time.",
@@ -254,12 +279,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the process exit status."""
+    """Run the command line; return the process exit status.
+
+    Example::
+
+        raise SystemExit(main(["routes", "mysite.asgi:application", "--json"]))
+    """
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = parser.parse_args(argv)
-    except ConfigError as exc:  # a value argparse cannot judge (_mount): one line, no usage
+    except ConfigError as exc:  # a value argparse cannot judge (a mount): one line, no usage
         print(f"wsgi2asgi: error: {exc}", file=sys.stderr)
         return 2
     args.argv = argv

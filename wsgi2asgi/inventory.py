@@ -29,23 +29,19 @@ Example::
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import inspect
-import json
 import logging
 import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from wsgi2asgi.bridges import iscoroutinefunction
-from wsgi2asgi.exceptions import ConfigError
 from wsgi2asgi.fallback import Fallback
 from wsgi2asgi.interface import detect_interface
 from wsgi2asgi.routing import Host, Mount, ProtocolRouter, Router
-from wsgi2asgi.server.loading import import_app
 
-__all__ = ["RouteInfo", "collect_routes", "main", "register", "run_routes", "summarize"]
+__all__ = ["RouteInfo", "collect_routes", "format_table", "summarize"]
 
 logger = logging.getLogger(__name__)
 
@@ -383,55 +379,3 @@ def format_table(routes: Sequence[RouteInfo]) -> str:
     )
     lines.append(f"\n{summary['total']} routes: {parts or 'none'}")
     return "\n".join(lines)
-
-
-def register(subparsers: Any) -> None:
-    """Add the ``routes`` sub-command to an ``argparse`` sub-parsers object."""
-    parser = subparsers.add_parser(
-        "routes",
-        help="list every route of an app (Flask, Django, Starlette, mounts) as sync or async",
-        description="List the routes of an app tree, to plan a migration.",
-    )
-    parser.add_argument("app", help="module:attr or module:factory()")
-    parser.add_argument("--json", action="store_true", help="print a JSON document")
-    parser.add_argument("--app-dir", default=".", help="put this directory first on sys.path")
-    parser.add_argument("--factory", action="store_true", help="APP is a factory: call it")
-    parser.add_argument(
-        "--all-methods", action="store_true", help="keep HEAD and OPTIONS in the methods"
-    )
-    parser.set_defaults(func=run_routes)
-
-
-def run_routes(args: argparse.Namespace, *, out: Callable[[str], object] | None = None) -> int:
-    """Run ``routes``: import the app, print a table or JSON; return the exit status."""
-    write = out or (lambda text: sys.stdout.write(text + "\n"))
-    try:
-        app = import_app(args.app, factory=args.factory, app_dir=args.app_dir)
-    except ConfigError as exc:
-        sys.stderr.write(f"wsgi2asgi routes: error: {exc}\n")
-        return 2
-    except Exception as exc:  # the user's module failed while importing: say so, briefly
-        sys.stderr.write(
-            f"wsgi2asgi routes: error: could not load {args.app!r}: {type(exc).__name__}: {exc}\n"
-        )
-        return 2
-    try:
-        routes = collect_routes(app, implicit_methods=args.all_methods)
-    except TypeError as exc:  # not callable: a module, a settings dict, a str
-        sys.stderr.write(f"wsgi2asgi routes: error: {args.app!r} is {exc}\n")
-        return 2
-    if args.json:
-        document = {"routes": [dataclasses.asdict(r) for r in routes], "summary": summarize(routes)}
-        write(json.dumps(document, indent=2))
-    else:
-        write(format_table(routes))
-    return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``routes`` on its own: ``main(["myapp:app", "--json"])``; return the exit status."""
-    parser = argparse.ArgumentParser(prog="wsgi2asgi")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["routes", *(sys.argv[1:] if argv is None else argv)])
-    status: int = args.func(args)
-    return status

@@ -34,7 +34,6 @@ Example::
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import dataclasses
 import difflib
@@ -42,7 +41,6 @@ import json
 import logging
 import random
 import re
-import sys
 import time
 import urllib.request
 from collections import deque
@@ -59,9 +57,8 @@ __all__ = [
     "Difference",
     "Shadow",
     "ShadowStats",
+    "fetch_report",
     "format_report",
-    "register",
-    "run_shadow_report",
 ]
 
 logger = logging.getLogger(__name__)
@@ -509,40 +506,23 @@ def _diff(primary: bytes, candidate: bytes, limit: int = 40) -> str:
     return "\n".join(line[:200] for line in lines)
 
 
-def register(subparsers: Any) -> None:
-    """Add the ``shadow-report URL`` sub-command to an ``argparse`` sub-parsers object."""
-    parser = subparsers.add_parser(
-        "shadow-report",
-        help="fetch a Shadow report endpoint and summarise it (exit 1 on differences)",
-        description="Print the statistics of a running Shadow (its report_path endpoint).",
-    )
-    parser.add_argument("url", help="e.g. http://127.0.0.1:8000/__shadow__")
-    parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait")
-    parser.set_defaults(func=run_shadow_report)
+def fetch_report(url: str, *, timeout: float = 10.0) -> dict[str, Any]:
+    """Fetch the :meth:`Shadow.report` that a running Shadow serves at its ``report_path``.
 
+    Example::
 
-def run_shadow_report(args: argparse.Namespace) -> int:
-    """Fetch ``args.url``, print a summary; return 0, 1 when answers differed, 2 on failure.
+        report = fetch_report("http://127.0.0.1:8000/__shadow__")
+        print(format_report(report))            # ``wsgi2asgi shadow-report URL`` does this
 
-    A URL that answers something other than a :meth:`Shadow.report` (a health check's JSON, an
-    HTML page) is a failure, said in one line: ``... is not a shadow report (why)``.
+    Raises:
+        OSError: the URL could not be fetched (refused, timed out, an HTTP error status).
+        ValueError: the answer is not a shadow report (a health check's JSON, an HTML page);
+            the message says why.
     """
-    try:
-        with urllib.request.urlopen(args.url, timeout=args.timeout) as response:
-            content_type = response.headers.get("content-type") or "no content-type"
-            body = response.read()
-    except OSError as exc:
-        sys.stderr.write(f"wsgi2asgi shadow-report: error: {args.url}: {exc}\n")
-        return 2
-    try:
-        report = _parse_report(body, content_type)
-    except ValueError as exc:
-        sys.stderr.write(
-            f"wsgi2asgi shadow-report: error: {args.url} is not a shadow report ({exc})\n"
-        )
-        return 2
-    sys.stdout.write(format_report(report) + "\n")
-    return 1 if report["different"] else 0
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        content_type = response.headers.get("content-type") or "no content-type"
+        body = response.read()
+    return _parse_report(body, content_type)
 
 
 def _parse_report(body: bytes, content_type: str) -> dict[str, Any]:

@@ -244,7 +244,7 @@ def test_a_long_header_line_within_a_large_limit_costs_no_quadratic_time(serve: 
     # With a limit raised to take it, a 10 MiB header line in 1 KiB writes: every piece of it
     # used to re-copy the line so far (httptools joins a field cut between two feeds with
     # ``bytes +=``): 12 s on asyncio, 2 s on uvloop here before; about 0.2 s now.
-    running = serve(Recorder(), lifespan="off", max_header_bytes=64 << 20)
+    running = serve(Recorder(), lifespan="off", max_header_size=64 << 20)
     with connect(running, timeout=20) as sock:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         start = time.monotonic()

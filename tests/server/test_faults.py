@@ -376,7 +376,7 @@ def test_a_full_wsgi_pool_is_logged_and_counted(
         return [b"ok"]
 
     caplog.set_level(logging.WARNING, logger="wsgi2asgi")
-    running = serve(blocking, lifespan="off", max_threads=1)
+    running = serve(blocking, lifespan="off", threads=1)
     state = running.server.state
     assert state is not None
     statuses: list[int] = []

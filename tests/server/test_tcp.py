@@ -450,7 +450,7 @@ def test_a_malformed_pipelined_request_does_not_cut_the_running_response(server:
 
 
 def test_body_over_the_limit_is_413(serve: Serve) -> None:
-    running = serve(echo_app, max_body=10)
+    running = serve(echo_app, max_body_size=10)
     declared = raw(running.port, b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\n\r\n")
     assert status_of(declared) == 413
     chunked = raw(

@@ -81,7 +81,7 @@ def test_clients_that_never_read_free_their_wsgi_threads(serve: Serve) -> None:
             return Large()
         return [b"small"]
 
-    running = serve(app, lifespan="off", max_threads=2, timeout_write=0.5)
+    running = serve(app, lifespan="off", threads=2, timeout_write=0.5)
     stalled = [never_read(running.port, b"/large") for _ in range(2)]
     try:
         assert both_called.wait(5)  # both threads of the pool are theirs

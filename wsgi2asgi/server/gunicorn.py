@@ -7,10 +7,14 @@
 
 Gunicorn keeps what it is good at (binding, forking, restarting workers, ``--max-requests``
 style management, signals); each worker runs our server on gunicorn's listening sockets. The
-app is detected as WSGI or ASGI like ``wsgi2asgi serve`` does. Gunicorn settings used:
-``timeout`` (heartbeat), ``graceful_timeout``, ``keepalive``, ``limit_request_line``
-(→ 414), ``limit_request_fields`` (→ 431), ``forwarded_allow_ips``, ``threads`` (the WSGI
-pool), ``backlog``, and ``keyfile``/``certfile`` for TLS.
+app is detected as WSGI or ASGI like ``wsgi2asgi serve`` does. Gunicorn's ``timeout`` is the
+heartbeat. The gunicorn settings that set ours are named in our settings' definition
+(``gunicorn=`` in :mod:`wsgi2asgi.server.config`; the flags table of ``docs/server.md`` lists
+them): ``keepalive``, ``graceful_timeout``, ``limit_request_line`` (→ 414),
+``limit_request_fields`` (→ 431), ``forwarded_allow_ips``, ``threads`` (the WSGI pool),
+``backlog``, ``max_requests`` (with gunicorn's jitter) and the TLS files and options. One the
+user left at gunicorn's default leaves ours at our default (gunicorn's 2 s keep-alive is not
+asked for), except the trusted proxies, which gunicorn reads from ``$FORWARDED_ALLOW_IPS``.
 """
 
 from __future__ import annotations
@@ -22,10 +26,11 @@ from typing import Any
 
 from gunicorn.workers.base import Worker as GunicornWorker
 
-from wsgi2asgi.server.config import Config
+from wsgi2asgi.exceptions import ConfigError
+from wsgi2asgi.server.config import Config, settings
 from wsgi2asgi.server.main import Server
 
-__all__ = ["Worker"]
+__all__ = ["Worker", "gunicorn_options"]
 
 
 class Worker(GunicornWorker):  # type: ignore[misc]
@@ -42,25 +47,15 @@ class Worker(GunicornWorker):  # type: ignore[misc]
         asyncio.run(self._serve())
 
     def _config(self) -> Config:
-        cfg: Any = self.cfg
-        allow = cfg.forwarded_allow_ips
-        if isinstance(allow, str):
-            allow = [a.strip() for a in allow.split(",")]
+        options = gunicorn_options(self.cfg)
+        if "limit_max_requests" in options:
+            # gunicorn's --max-requests with its jitter, already added by the base worker.
+            options["limit_max_requests"] = int(self.max_requests)
         return Config(
             app=self.wsgi,
-            timeout_keep_alive=float(cfg.keepalive or 5),
-            timeout_graceful_shutdown=float(cfg.graceful_timeout),
-            max_target=int(cfg.limit_request_line or 8190),
-            max_headers=int(cfg.limit_request_fields or 100),
-            forwarded_allow_ips=tuple(allow),
-            max_threads=max(int(cfg.threads or 1), 1) * 8,
-            multiprocess=int(cfg.workers) > 1,
-            # gunicorn's --max-requests (its jitter already added by the base worker).
-            limit_max_requests=int(self.max_requests) if cfg.max_requests else None,
-            backlog=int(cfg.backlog),
+            multiprocess=int(self.cfg.workers) > 1,
             access_log=False,
-            ssl_keyfile=cfg.keyfile,
-            ssl_certfile=cfg.certfile,
+            **options,
         )
 
     async def _serve(self) -> None:
@@ -82,3 +77,46 @@ class Worker(GunicornWorker):  # type: ignore[misc]
                 server.should_exit.set()
                 return
             await asyncio.sleep(interval)
+
+
+#: Taken even at gunicorn's default: gunicorn reads it from ``$FORWARDED_ALLOW_IPS``.
+_ALWAYS = frozenset({"forwarded_allow_ips"})
+
+
+def gunicorn_options(cfg: Any) -> dict[str, Any]:
+    """The ``Config`` options that gunicorn's settings ``cfg`` give, through each setting's
+    ``gunicorn`` name; a gunicorn setting at its default (or unset) gives none.
+
+    Example::
+
+        cfg = gunicorn.config.Config()
+        cfg.set("keepalive", 75)
+        gunicorn_options(cfg)            # {"timeout_keep_alive": 75.0, "forwarded_allow_ips": ...}
+
+    Raises:
+        ConfigError: a gunicorn value our setting refuses.
+    """
+    options: dict[str, Any] = {}
+    for setting in settings():
+        if not setting.gunicorn:
+            continue
+        theirs = cfg.settings[setting.gunicorn]
+        value = theirs.value
+        unset = value in (None, "", 0) or (
+            theirs.default is not None and value == theirs.validator(theirs.default)
+        )
+        if unset and setting.gunicorn not in _ALWAYS:
+            continue
+        try:
+            options[setting.name] = setting.value(_text(value))
+        except ValueError as exc:
+            raise ConfigError(f"gunicorn's {setting.gunicorn}: {exc}") from None
+    return options
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        return ",".join(str(item) for item in value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(int(value))  # an IntEnum (ssl.VerifyMode) as its number
+    return str(value)
