@@ -27,14 +27,7 @@ blocks. Rules this module keeps:
   returns with the body unfinished: the exception comes out of the iterable and the WSGI server
   aborts the connection, so a broken response never passes for a whole one.
 
-=================================  =================================================
-ASGI app does                      WSGI thread does
-=================================  =================================================
-``await receive()``                reads up to 64 KiB from ``wsgi.input``
-``send(http.response.start)``      ``start_response(status, headers)``
-``send(http.response.body)``       yields the chunk to the server
-returns                            ends the iterable
-=================================  =================================================
+The threading model, drawn, and the outcome of each app error: ``docs/asgi.md``.
 
 Example::
 

@@ -1,24 +1,16 @@
 """Lifespan fan-out: a composite app drives the lifespan of every distinct app beneath it.
 
-Rules this module keeps:
+What users see (which apps start, in what order, what a failure says, one ``state`` per app)
+is stated once, in ``docs/routing.md`` ("Lifespan fan-out"). How it is done:
 
 * A *composite* (``Router``, ``ProtocolRouter``, ``Fallback``, or any object with a
-  ``lifespan_apps()`` method returning ``[(name, app), ...]``) is not driven itself: the
-  composite that receives the lifespan scope walks the whole tree of composites below it and
-  drives each distinct *leaf* app once, in depth-first declaration order. So an app mounted
-  twice, at one depth or at two, starts once, and a failure names the app by its full mount
-  path (``/outer/api``).
-* Startup runs one app after the other, each awaited; the first failure shuts down the apps
-  already started, in reverse order, then answers ``lifespan.startup.failed``. Shutdown runs
-  in reverse order, every app is shut down even when one fails, and failures are reported
-  together. Apps that do not speak lifespan (they raise or return at once) are skipped
-  (:class:`~wsgi2asgi.lifespan.LifespanDriver`).
-* ``state`` (ASGI lifespan: apps "should be cooperative by properly naming their keys"): with
-  ``per_app_state`` every leaf gets a ``state`` dict of its own, so two apps storing ``"pool"``
-  keep their own. The table of them (``id(app) -> state``) rides in the composite's own state
-  under ``APP_STATES``, which the server copies into every request; each composite hands a
-  request the state of the leaf it reaches (:func:`with_app_state`): ``{**incoming state,
-  **that app's state}``, a fresh copy, without the table.
+  ``lifespan_apps()`` method returning ``[(name, app), ...]``) is not driven itself: the one
+  that receives the lifespan scope walks the tree below it (:func:`lifespan_leaves`) and drives
+  each distinct leaf once, with a :class:`~wsgi2asgi.lifespan.LifespanDriver`.
+* With ``per_app_state`` the table of leaf states (``id(app) -> state``) rides in the
+  composite's own state under ``APP_STATES``, which the server copies into every request; each
+  composite hands a request the state of the leaf it reaches (:func:`with_app_state`):
+  ``{**incoming state, **that app's state}``, a fresh copy, without the table.
 
 Example::
 

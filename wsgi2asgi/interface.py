@@ -12,6 +12,11 @@ Rules this module keeps, in order (the first that applies decides):
 4. A signature that cannot be read, or takes ``*args``: a class is ASGI 2, anything else WSGI
    (what ``serve`` always did; uvicorn and asgiref would take both for ASGI 2).
 
+Then the signature is checked against the call the interface makes (``app(environ,
+start_response)``, ``app(scope)`` or ``app(scope, receive, send)``): a callable that cannot take
+it (no parameters, four required ones, ``async def app(scope)``) is refused with the reason,
+where it would otherwise be served and fail every request with a 500.
+
 Example::
 
     >>> async def app(scope, receive, send): ...
@@ -28,11 +33,18 @@ from typing import Literal
 from wsgi2asgi.bridges import iscoroutinefunction
 from wsgi2asgi.typing import ASGIApp, Receive, Scope, Send
 
-__all__ = ["ASGI2App", "Interface", "as_asgi3", "detect_interface"]
+__all__ = ["ASGI2App", "Interface", "as_asgi3", "check_signature", "detect_interface"]
 
 Interface = Literal["asgi3", "asgi2", "wsgi"]
 
 _BY_ARITY: dict[int, Interface] = {1: "asgi2", 2: "wsgi", 3: "asgi3"}
+#: How each interface calls the app (an ASGI 2 app's first call; its instance takes the rest).
+_CALLS: dict[Interface, tuple[str, ...]] = {
+    "wsgi": ("environ", "start_response"),
+    "asgi2": ("scope",),
+    "asgi3": ("scope", "receive", "send"),
+}
+_NAMES: dict[Interface, str] = {"wsgi": "WSGI", "asgi2": "ASGI 2", "asgi3": "ASGI 3"}
 
 
 def detect_interface(app: object) -> Interface:
@@ -44,8 +56,48 @@ def detect_interface(app: object) -> Interface:
         detect_interface(starlette_app)   # 'asgi3'
 
     Raises:
-        TypeError: ``app`` is not callable.
+        TypeError: ``app`` is not callable, or cannot be called as any interface calls it.
     """
+    kind = _interface(app)
+    check_signature(app, kind, detected=True)
+    return kind
+
+
+def check_signature(app: object, kind: Interface, *, detected: bool = False) -> None:
+    """Check that ``app`` can be called the way ``kind`` calls it; nothing to check when its
+    signature cannot be read (a builtin).
+
+    Example::
+
+        check_signature(lambda environ, start_response: [], "wsgi")   # fine
+        check_signature(lambda: [], "wsgi")
+        # TypeError: <lambda>() is not a WSGI app (environ, start_response): too many ...
+
+    Args:
+        detected: ``kind`` came from :func:`detect_interface` (the message then names all the
+            interfaces, not only the one chosen).
+
+    Raises:
+        TypeError: the call would fail; the message shows the signature and the reason.
+    """
+    try:
+        signature = inspect.signature(app)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return
+    try:
+        signature.bind(*_CALLS[kind])
+    except TypeError as exc:
+        name = getattr(app, "__qualname__", None) or type(app).__qualname__
+        wanted = (
+            "a WSGI app (environ, start_response) or an ASGI app (scope, receive, send)"
+            if detected
+            else f"{'an' if kind != 'wsgi' else 'a'} {_NAMES[kind]} app ({', '.join(_CALLS[kind])})"
+        )
+        raise TypeError(f"{name}{_parameters(signature)} is not {wanted}: {exc}") from None
+
+
+def _interface(app: object) -> Interface:
+    """The interface ``app`` looks like (rules 1 to 4 above)."""
     if not callable(app):
         raise TypeError(f"{app!r} is not callable: not a WSGI or ASGI app")
     if getattr(app, "_asgi_single_callable", False):
@@ -58,6 +110,17 @@ def detect_interface(app: object) -> Interface:
     if arity in _BY_ARITY:
         return _BY_ARITY[arity]
     return "asgi2" if inspect.isclass(app) else "wsgi"
+
+
+def _parameters(signature: inspect.Signature) -> str:
+    """``(environ, start_response)``: the parameter names, without annotations or defaults."""
+    names: list[str] = []
+    for parameter in signature.parameters.values():
+        if parameter.kind is parameter.KEYWORD_ONLY and not any(n.startswith("*") for n in names):
+            names.append("*")
+        stars = {"VAR_POSITIONAL": "*", "VAR_KEYWORD": "**"}.get(parameter.kind.name, "")
+        names.append(f"{stars}{parameter.name}")
+    return f"({', '.join(names)})"
 
 
 def as_asgi3(app: object) -> ASGIApp:

@@ -1,33 +1,16 @@
 """Compose ASGI apps: ``Router`` with ``Mount`` and ``Host`` routes, and ``ProtocolRouter``.
 
-Every piece is a plain ASGI app, so routers nest in routers to any depth.
+Every piece is a plain ASGI app, so routers nest in routers to any depth. What the routes
+match, what a mount does to ``root_path`` and ``path`` (the ASGI spec's reading, as Starlette
+1.x, Django's ``ASGIHandler`` and uvicorn ``--root-path``), which prefixes are refused and what
+an unmatched request gets are stated once, in ``docs/routing.md`` ("Mount semantics"). The
+scope at a mount boundary is :mod:`wsgi2asgi.prefixes`'s to keep, the lifespan fan-out
+:mod:`wsgi2asgi.fanout`'s. What this module adds:
 
-Mount semantics (ASGI spec, ``www.rst``; the same reading as Starlette 1.x, Django's
-``ASGIHandler``, uvicorn ``--root-path`` and our ``wsgi_to_asgi``):
-
-* ``root_path`` is "the root path this application is mounted at; same as SCRIPT_NAME in WSGI".
-  A mount appends its prefix to the ``root_path`` it received.
-* ``path`` is the *full* request path and *includes* ``root_path``; a mount never rewrites it,
-  and ``raw_path`` (the bytes from the request line) is kept as it is, so the two stay
-  consistent. The path a mount matches against is ``path`` with ``root_path`` removed.
-* ``Mount("/flask", app)`` matches ``/flask`` and ``/flask/...``, never ``/flaskfoo``. A
-  request for ``/flask`` reaches the app with an empty remaining path, and the app answers as it
-  always would (Flask redirects to ``/flask/``).
-* Among mounts the longest prefix wins, whatever the order they were listed in. ``Host`` routes
-  are tried first, in the order given.
-
-Rules this module keeps at the boundaries (the scope rules themselves are in
-:mod:`wsgi2asgi.prefixes`):
-
-* A ``Mount`` checks its prefix when built (:func:`~wsgi2asgi.prefixes.mount_prefix`), and a
-  router refuses a route that could never be reached (the same prefix or host twice): a
-  mistake is an error at start-up, not a silent 404.
-* A router puts the scope it receives in spec form once
-  (:func:`~wsgi2asgi.prefixes.spec_form`): no trailing ``/`` on ``root_path``, and an
-  older-convention ``path`` (without ``root_path``: daphne, older hypercorn) gets it in front,
-  ``raw_path`` too.
-* Every app a router calls gets a copy of the scope without other routers' private routing keys
-  (:data:`~wsgi2asgi.prefixes.FOREIGN_KEYS`), and the lifespan ``state`` of that app.
+* The order routes are tried in is fixed at construction: ``Host`` routes as listed, then
+  mounts by longest prefix; a route that could never be reached (the same prefix or host
+  twice) is refused then.
+* Every app a router calls gets its own copy of the scope, with that app's lifespan ``state``.
 * Scope types other than ``http``, ``websocket`` and ``lifespan`` raise: the spec says
   "Applications should actively reject any protocol that they do not understand".
 
@@ -38,10 +21,6 @@ Example::
         Mount("/api", starlette_app),
         Mount("", django_asgi_app),           # everything else
     ])
-
-Lifespan: a router runs the lifespan of every distinct app in the whole tree beneath it, once,
-and each app gets a ``state`` dict of its own, which the requests that reach that app receive
-(see :mod:`wsgi2asgi.fanout`).
 
 URL reversal: Starlette's ``request.url_for`` walks the ``routes`` of every ``Mount`` it meets
 and calls ``url_path_for`` on each. ``Router``, ``Mount`` and ``Host`` speak that protocol, so a

@@ -175,3 +175,54 @@ def test_describe_walks_routers_fallbacks_and_adapters() -> None:
         ("/flask", "wsgi", "8 threads"),
         ("/api/v1", "asgi", "CallableASGI, event loop"),
     ]
+
+
+# -- APP given as a call, and apps with the wrong signature (#14.2) -------------------------
+
+MISTAKES = "tests.server.apps.mistakes"
+
+
+def test_a_factory_is_called_with_literal_arguments() -> None:
+    app = import_app(f"{MISTAKES}:create_app('hi', punctuation='!')")
+    assert wsgi_get(app, "/") == ("200 OK", "hi!")
+    assert wsgi_get(import_app(f"{MISTAKES}:create_app(*['a'], **{{'punctuation': '?'}})"), "/")
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        (f"{MISTAKES}:create_app(greeting)", r"literals .*: 'greeting' is not"),
+        (f"{MISTAKES}:create_app(1 + 1)", r"literals .*: '1 \+ 1' is not"),
+        (f"{MISTAKES}:create_app('a'", "module:attribute"),
+        (f"{MISTAKES}:create_app()()", "module:attribute"),
+        (f"{MISTAKES}:create_app(x=y)", r"literals .*: 'y' is not"),
+        (f"{MISTAKES}:create_app('a', 'b')", r"create_app\('a', 'b'\) failed: .*positional"),
+    ],
+)
+def test_a_factory_call_that_cannot_be_made_is_a_config_error(spec: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        import_app(spec)
+
+
+@pytest.mark.parametrize(
+    ("attr", "interface", "message"),
+    [
+        ("no_args", "auto", r"no_args\(\) is not a WSGI app \(environ, start_response\) or an "
+         r"ASGI app \(scope, receive, send\): too many positional arguments"),
+        ("four", "auto", r"four\(environ, start_response, extra, more\) is not .*: missing a "
+         r"required argument: 'extra'"),
+        ("lonely", "auto", r"lonely\(scope\) is not a WSGI app"),
+        ("NoScope", "auto", r"NoScope\(\) is not a WSGI app"),
+        ("create_app", "wsgi", r"create_app\(greeting, \*, punctuation\) is not a WSGI app "
+         r"\(environ, start_response\): too many positional arguments"),
+    ],
+)  # fmt: skip
+def test_an_app_with_the_wrong_signature_is_refused(
+    attr: str, interface: Any, message: str
+) -> None:
+    spec = f"{MISTAKES}:{attr}"
+    with pytest.raises(ConfigError, match=f"cannot serve '{spec}': {message}"):
+        load(Config(app=spec, interface=interface))
+    if interface == "auto":  # mounts are always detected
+        with pytest.raises(ConfigError, match=f"cannot serve '{spec}': {message}"):
+            load(Config(mounts=[("/m", spec)]))

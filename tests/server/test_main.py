@@ -7,12 +7,16 @@ from its log: no port is guessed free and then raced for by a parallel run.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
+import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.loopback import ServerProcess, wait_until
 
@@ -272,3 +276,115 @@ def test_reload_restarts_the_server_when_a_file_changes(tmp_path: Path) -> None:
         server.process.send_signal(signal.SIGTERM)
         status, _ = server.finish()
     assert status == 0
+
+
+# -- a user's mistake is one line, a non-zero exit and no traceback (#14.2) -------------------
+
+MISTAKES = "tests.server.apps.mistakes"
+
+
+def stopped(*args: str) -> tuple[int, str]:
+    """Run ``serve`` with ``args`` that must make it stop by itself: its status and output."""
+    done = subprocess.run(
+        [sys.executable, "-m", "wsgi2asgi", "serve", *args],
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return done.returncode, done.stdout + done.stderr
+
+
+def one_error(output: str) -> str:
+    """The one line saying what went wrong; fails on a traceback or on several such lines."""
+    assert "Traceback" not in output, output
+    assert not re.search(r"^\s", output, re.M), output  # no indented frames or notes
+    errors = [line for line in output.splitlines() if re.search(r"\berror\b", line, re.I)]
+    assert len(errors) == 1, output
+    return errors[0]
+
+
+@pytest.fixture
+def taken_port() -> Iterator[int]:
+    """A port something else listens on."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        yield listener.getsockname()[1]
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_port_in_use_is_one_line(taken_port: int, workers: str) -> None:
+    status, output = stopped(HELD, "--port", str(taken_port), "--workers", workers)
+    assert status != 0
+    line = one_error(output)
+    assert f"cannot listen on 127.0.0.1:{taken_port}: address already in use" in line
+    assert "lifespan.startup" not in output  # found before the app was started
+
+
+@pytest.mark.parametrize(
+    ("host", "reason"),
+    [
+        ("256.0.0.1", "--host '256.0.0.1' is not an IP address or a host name"),
+        ("bad host", "--host 'bad host' is not an IP address or a host name"),
+        ("192.0.2.1", "cannot listen on 192.0.2.1:8000: cannot assign requested address"),
+    ],
+)
+def test_bad_host_is_one_line(host: str, reason: str) -> None:
+    # 256.0.0.1 and "bad host" are refused before any lookup; 192.0.2.1 (TEST-NET-1) is not an
+    # address of this machine, so binding to it fails (no packet is sent).
+    status, output = stopped(HELD, "--host", host)
+    assert status != 0
+    assert reason in one_error(output)
+
+
+def test_uds_in_a_missing_directory_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "missing" / "server.sock"
+    status, output = stopped(HELD, "--uds", str(path))
+    assert status != 0
+    line = one_error(output)
+    assert f"cannot listen on unix:{path}: the directory {path.parent} does not exist" in line
+
+
+def test_factory_called_with_literal_arguments() -> None:
+    server = start(f"{MISTAKES}:create_app('hello', punctuation='!')")
+    try:
+        answer = httpx.get(f"http://127.0.0.1:{server.port()}/", timeout=10)
+    finally:
+        server.process.send_signal(signal.SIGTERM)
+        status, output = server.finish()
+    assert answer.text == "hello!", output
+    assert status == 0
+
+
+@pytest.mark.parametrize(
+    ("spec", "reason"),
+    [
+        (
+            f"{MISTAKES}:create_app(greeting)",
+            "arguments must be Python literals (strings, numbers, True, None, lists, dicts): "
+            "'greeting' is not",
+        ),
+        (f"{MISTAKES}:create_app('a'", "app must look like 'module:attribute'"),
+        (f"{MISTAKES}:create_app(*args)", "arguments must be Python literals"),
+    ],
+)
+def test_factory_arguments_that_cannot_be_used_are_one_line(spec: str, reason: str) -> None:
+    status, output = stopped(spec)
+    assert status != 0
+    assert reason in one_error(output)
+
+
+@pytest.mark.parametrize(
+    ("attr", "reason"),
+    [
+        ("no_args", "no_args() is not a WSGI app (environ, start_response) or an ASGI app"),
+        ("four", "four(environ, start_response, extra, more) is not a WSGI app"),
+        ("lonely", "lonely(scope) is not a WSGI app"),
+        ("NoScope", "NoScope() is not a WSGI app"),
+    ],
+)
+def test_an_app_with_the_wrong_signature_is_refused_at_load(attr: str, reason: str) -> None:
+    status, output = stopped(f"{MISTAKES}:{attr}")
+    assert status != 0
+    line = one_error(output)
+    assert f"cannot serve '{MISTAKES}:{attr}': {reason}" in line

@@ -4,6 +4,12 @@ Rules this module keeps:
 
 * ``module:attr`` (``attr`` may be dotted); with ``factory=True`` the attribute is called with
   no arguments and its result is the app. ``app_dir`` goes first on ``sys.path``.
+* ``module:create_app("x", debug=True)`` calls the factory with those arguments, as gunicorn
+  does: they must be Python literals (read with :func:`ast.literal_eval`: strings, numbers,
+  ``True``, ``None``, tuples, lists, dicts); a name or an expression is refused, never
+  evaluated. ``--factory`` adds nothing to a call (it is not called twice).
+* The app's signature is checked against the call its interface makes
+  (:func:`wsgi2asgi.interface.check_signature`): a mistake stops the load with the reason.
 * Interface detection (``auto``) is :func:`wsgi2asgi.interface.detect_interface`, the rule
   ``asgi_to_wsgi`` uses too: a coroutine function (or async ``__call__``) is ASGI 3; otherwise
   the required positional parameters decide: ``scope`` is ASGI 2, ``environ, start_response``
@@ -20,12 +26,14 @@ Example::
 
 from __future__ import annotations
 
+import ast
 import importlib
+import inspect
 import sys
 from typing import Any
 
 from wsgi2asgi.exceptions import ConfigError
-from wsgi2asgi.interface import ASGI2App, detect_interface
+from wsgi2asgi.interface import ASGI2App, check_signature, detect_interface
 from wsgi2asgi.routing import Host, Mount, Router
 from wsgi2asgi.server.config import Config
 from wsgi2asgi.typing import ASGIApp
@@ -36,16 +44,21 @@ __all__ = ["describe", "import_app", "load"]
 def import_app(spec: str, *, factory: bool = False, app_dir: str | None = ".") -> Any:
     """Import ``module:attr`` and return the object (called first when ``factory``).
 
+    Example::
+
+        import_app("myproject.wsgi:application")
+        import_app("myproject.app:create_app('production', debug=False)")   # called
+
     Raises:
-        ConfigError: the spec is malformed, or the module or attribute cannot be found.
+        ConfigError: the spec is malformed, the module or attribute cannot be found, or a
+            factory's arguments are not literals or do not fit it.
     """
     if app_dir is not None and app_dir not in sys.path:
         sys.path.insert(0, app_dir)
     module_name, _, attr = spec.partition(":")
-    if not module_name or not attr:
+    path, call = _parse_attr(spec, attr)
+    if not module_name:
         raise ConfigError(f"app must look like 'module:attribute', not {spec!r}")
-    if attr.endswith("()"):
-        attr, factory = attr[:-2], True
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
@@ -53,20 +66,104 @@ def import_app(spec: str, *, factory: bool = False, app_dir: str | None = ".") -
             raise ConfigError(f"could not import module {module_name!r}") from exc
         raise
     obj: Any = module
-    for part in attr.split("."):
+    for part in path:
         try:
             obj = getattr(obj, part)
         except AttributeError:
-            raise ConfigError(f"module {module_name!r} has no attribute {attr!r}") from None
-    if factory:
-        obj = obj()
+            dotted = ".".join(path)
+            raise ConfigError(f"module {module_name!r} has no attribute {dotted!r}") from None
+    if call is None and factory:
+        call = (), {}
+    if call is not None:
+        obj = _call_factory(obj, attr, *call)
     return obj
 
 
+_Call = tuple[tuple[Any, ...], dict[str, Any]]
+
+
+def _parse_attr(spec: str, attr: str) -> tuple[list[str], _Call | None]:
+    """Split ``create_app("x", debug=True)`` into ``["create_app"]`` and its literal arguments.
+
+    Raises:
+        ConfigError: not a dotted name, optionally called; or an argument is not a literal.
+    """
+    try:
+        node = ast.parse(attr.strip(), mode="eval").body
+    except SyntaxError:
+        node = None
+    call: _Call | None = None
+    if isinstance(node, ast.Call):
+        call = _literal_arguments(node)
+        node = node.func
+    path = _dotted(node)
+    if path is None:
+        raise ConfigError(f"app must look like 'module:attribute', not {spec!r}")
+    return path, call
+
+
+def _dotted(node: ast.expr | None) -> list[str] | None:
+    """``a.b.c`` as ``["a", "b", "c"]``; ``None`` for anything else."""
+    if isinstance(node, ast.Name):
+        return [node.id]
+    if isinstance(node, ast.Attribute):
+        head = _dotted(node.value)
+        return None if head is None else [*head, node.attr]
+    return None
+
+
+def _literal_arguments(call: ast.Call) -> _Call:
+    args: list[Any] = []
+    for node in call.args:
+        if isinstance(node, ast.Starred):  # *["a", "b"]
+            args.extend(_literal(node.value, (list, tuple)))
+        else:
+            args.append(_literal(node))
+    kwargs: dict[str, Any] = {}
+    for keyword in call.keywords:
+        if keyword.arg is None:  # **{"debug": True}
+            kwargs.update(_literal(keyword.value, (dict,)))
+        else:
+            kwargs[keyword.arg] = _literal(keyword.value)
+    return tuple(args), kwargs
+
+
+def _literal(node: ast.expr, kinds: tuple[type, ...] = (object,)) -> Any:
+    try:
+        value = ast.literal_eval(node)
+    except (ValueError, TypeError, SyntaxError, RecursionError):  # a name, a call, an operation
+        pass
+    else:
+        if isinstance(value, kinds):
+            return value
+    raise ConfigError(
+        "the factory's arguments must be Python literals (strings, numbers, True, None, "
+        f"lists, dicts): {ast.unparse(node)!r} is not"
+    )
+
+
+def _call_factory(factory: Any, attr: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    if not callable(factory):
+        raise ConfigError(f"{attr!r} is not callable: it cannot be called as a factory")
+    try:
+        inspect.signature(factory).bind(*args, **kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"calling {attr} failed: {exc}") from None
+    except ValueError:
+        pass  # no signature to check (a builtin): the call itself will tell
+    return factory(*args, **kwargs)
+
+
 def _wrap(obj: Any, interface: str, config: Config) -> tuple[ASGIApp, str, str]:
+    name = obj if isinstance(obj, str) else _qualified_name(obj)
     if isinstance(obj, str):
         obj = import_app(obj, factory=config.factory, app_dir=config.app_dir)
-    kind = _detect(obj) if interface == "auto" else interface
+    try:
+        kind: str = detect_interface(obj) if interface == "auto" else interface
+        if interface != "auto":
+            check_signature(obj, interface)  # type: ignore[arg-type]
+    except TypeError as exc:
+        raise ConfigError(f"cannot serve {name!r}: {exc}") from None
     if kind == "wsgi":
         from wsgi2asgi.wsgi import wsgi_to_asgi
 
@@ -80,11 +177,10 @@ def _wrap(obj: Any, interface: str, config: Config) -> tuple[ASGIApp, str, str]:
     return obj, kind, "event loop"
 
 
-def _detect(obj: Any) -> str:
-    try:
-        return detect_interface(obj)
-    except TypeError as exc:
-        raise ConfigError(str(exc)) from None
+def _qualified_name(obj: Any) -> str:
+    module = getattr(obj, "__module__", None) or type(obj).__module__
+    name = getattr(obj, "__qualname__", None) or type(obj).__qualname__
+    return f"{module}:{name}"
 
 
 def describe(app: Any, prefix: str = "") -> list[tuple[str, str, str]]:

@@ -27,15 +27,20 @@ import signal
 import socket
 import ssl
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wsgi2asgi.exceptions import ConfigError
 from wsgi2asgi.lifespan import LifespanDriver, LifespanFailed
+from wsgi2asgi.server.binding import bind_config
 from wsgi2asgi.server.config import Config
 from wsgi2asgi.server.http11 import Limits
 from wsgi2asgi.server.loading import load
 from wsgi2asgi.server.state import ServerState
 from wsgi2asgi.server.tcp import HTTPProtocol
+
+if TYPE_CHECKING:
+    from wsgi2asgi.blocking import BlockingDetector
+    from wsgi2asgi.typing import ASGIApp
 
 __all__ = ["EXIT_STARTUP_FAILED", "SHUTDOWN_GRACE", "Server", "serve"]
 
@@ -66,64 +71,84 @@ class Server:
         self.sockets: list[socket.socket] = []
 
     async def serve(self, sockets: list[socket.socket] | None = None) -> int:
-        """Serve until told to stop; return the process exit status."""
+        """Serve until told to stop; return the process exit status.
+
+        Args:
+            sockets: listening sockets to serve on (gunicorn's, a supervisor's); they are ours
+                to close. Without them, the config's are bound first, before the app loads.
+
+        Raises:
+            ConfigError: the address cannot be listened on, or the TLS files or the app cannot
+                be loaded; nothing of the app has run then.
+        """
         config = self.config
+        logger.info("Started server process [%d]", os.getpid())
         if config.malloc_arena_max is not None:
             from wsgi2asgi.server.allocator import limit_arenas
 
             limit_arenas(config.malloc_arena_max)  # before any worker thread allocates
-        app, described = load(config)
-        detector = None
-        if config.debug_blocking is not None:
-            from wsgi2asgi.blocking import BlockingDetectorMiddleware, install
+        sockets = bind_config(config) if sockets is None else list(sockets)
+        try:
+            tls = _tls_context(config)
+            app, described, detector = self._load()
+        except BaseException:
+            _close(sockets)
+            raise
+        state = self.state = self._state(app)
+        driver: LifespanDriver | None = None
+        if config.lifespan != "off":
+            driver = LifespanDriver(
+                app, state=state.lifespan_state, name="app", required=config.lifespan == "on"
+            )
+            if not await _start(driver):
+                if detector is not None:
+                    detector.stop()
+                _close(sockets)
+                return EXIT_STARTUP_FAILED
+        loop = asyncio.get_running_loop()
+        self._install_signals(loop)
+        try:
+            await self._listen(state, sockets, tls)
+            self._log_startup(described)
+            self.started.set()
+            await self.should_exit.wait()
+        finally:
+            self._remove_signals(loop)
+            logger.info("Shutting down")
+            await self._shutdown(state)
+            if driver is not None and driver.supported:
+                await _stop(driver)
+            if detector is not None:
+                detector.stop()
+            logger.info("Finished server process [%d]", os.getpid())
+        return 0
 
-            app = BlockingDetectorMiddleware(app)
-            detector = install(asyncio.get_running_loop(), config.debug_blocking)
-            logger.info("blocking-call detector on: threshold %s ms", config.debug_blocking)
+    def _load(self) -> tuple[ASGIApp, list[tuple[str, str, str]], BlockingDetector | None]:
+        """The app to serve, its description, and the blocking-call detector if asked for."""
+        config = self.config
+        app, described = load(config)
+        if config.debug_blocking is None:
+            return app, described, None
+        from wsgi2asgi.blocking import BlockingDetectorMiddleware, install
+
+        detector = install(asyncio.get_running_loop(), config.debug_blocking)
+        logger.info("blocking-call detector on: threshold %s ms", config.debug_blocking)
+        return BlockingDetectorMiddleware(app), described, detector
+
+    def _state(self, app: ASGIApp) -> ServerState:
+        config = self.config
         limits = Limits(
             max_target=config.max_target_size,
             max_header_bytes=config.max_header_size,
             max_headers=config.max_headers,
             max_body=config.max_body_size,
         )
-        state = self.state = ServerState(config=config, app=app, limits=limits)
+        state = ServerState(config=config, app=app, limits=limits)
         if config.limit_max_requests is not None:
             jitter = random.randint(0, config.limit_max_requests_jitter)
             state.max_requests = config.limit_max_requests + jitter
             state.on_max_requests = self._max_requests_reached
-        driver: LifespanDriver | None = None
-        if config.lifespan != "off":
-            driver = LifespanDriver(
-                app, state=state.lifespan_state, name="app", required=config.lifespan == "on"
-            )
-            try:
-                await driver.startup()
-            except LifespanFailed as exc:
-                logger.error("Application startup failed: %s", exc.message or exc)
-                await driver.aclose()
-                if detector is not None:
-                    detector.stop()
-                for sock in sockets or ():
-                    sock.close()  # handed to us to serve on: ours to close, served or not
-                return EXIT_STARTUP_FAILED
-        loop = asyncio.get_running_loop()
-        self._install_signals(loop)
-        try:
-            await self._listen(state, sockets)
-            self._log_startup(described)
-            self.started.set()
-            await self.should_exit.wait()
-        finally:
-            self._remove_signals(loop)
-            await self._shutdown(state)
-            if driver is not None and driver.supported:
-                try:
-                    await driver.shutdown()
-                except LifespanFailed as exc:
-                    logger.error("Application shutdown failed: %s", exc.message or exc)
-            if detector is not None:
-                detector.stop()
-        return 0
+        return state
 
     def _max_requests_reached(self) -> None:
         assert self.state is not None
@@ -133,35 +158,27 @@ class Server:
         )
         self.should_exit.set()
 
-    async def _listen(self, state: ServerState, sockets: list[socket.socket] | None) -> None:
+    async def _listen(
+        self, state: ServerState, sockets: list[socket.socket], tls: ssl.SSLContext | None
+    ) -> None:
         loop = asyncio.get_running_loop()
         config = self.config
 
         def factory() -> HTTPProtocol:
             return HTTPProtocol(state)
 
-        tls = _tls_context(config)
         common: dict[str, Any] = {"backlog": config.backlog, "ssl": tls}
         if tls is not None:
             # The connection's own timers start only once the handshake is done; until then a
             # client that sends nothing (or half a ClientHello) would hold the socket for the
             # loop's default 60 s. The handshake gets the request head's time limit.
             common["ssl_handshake_timeout"] = config.timeout_request_header
-        if sockets:
-            for sock in sockets:
-                self.servers.append(await loop.create_server(factory, sock=sock, **common))
-        elif config.fd is not None:
-            sock = socket.socket(fileno=config.fd)  # family and type detected from the fd
-            self.servers.append(await loop.create_server(factory, sock=sock, **common))
-        elif config.uds is not None:
-            if os.path.exists(config.uds):
-                os.unlink(config.uds)
-            self.servers.append(await loop.create_unix_server(factory, path=config.uds, **common))
-        else:
-            self.servers.append(
-                await loop.create_server(factory, host=config.host, port=config.port, **common)
-            )
-        for server in self.servers:
+        for sock in sockets:
+            if sock.family == socket.AF_UNIX:
+                server = await loop.create_unix_server(factory, sock=sock, **common)
+            else:
+                server = await loop.create_server(factory, sock=sock, **common)
+            self.servers.append(server)
             self.sockets.extend(getattr(server, "sockets", ()))
 
     def _log_startup(self, described: list[tuple[str, str, str]]) -> None:
@@ -198,6 +215,36 @@ class Server:
                 loop.remove_signal_handler(sig)
             except (RuntimeError, ValueError):
                 pass
+
+
+async def _start(driver: LifespanDriver) -> bool:
+    """Lifespan startup, logged as uvicorn logs it; whether the app may be served."""
+    logger.info("Waiting for application startup.")
+    try:
+        await driver.startup()
+    except LifespanFailed as exc:
+        logger.error("Application startup failed: %s", exc.message or exc)
+        await driver.aclose()
+        return False
+    if not driver.supported:
+        logger.info("ASGI 'lifespan' protocol appears unsupported.")
+    logger.info("Application startup complete.")
+    return True
+
+
+async def _stop(driver: LifespanDriver) -> None:
+    logger.info("Waiting for application shutdown.")
+    try:
+        await driver.shutdown()
+    except LifespanFailed as exc:
+        logger.error("Application shutdown failed: %s", exc.message or exc)
+    else:
+        logger.info("Application shutdown complete.")
+
+
+def _close(sockets: list[socket.socket]) -> None:
+    for sock in sockets:
+        sock.close()
 
 
 async def _drained(state: ServerState, timeout: float | None) -> bool:

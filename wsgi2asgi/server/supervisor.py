@@ -29,6 +29,8 @@ from collections.abc import Callable, Sequence
 from types import FrameType, TracebackType
 from typing import Any
 
+from wsgi2asgi.server import binding
+
 __all__ = ["StopSignals", "bind", "reap", "supervise", "worker_command"]
 
 logger = logging.getLogger("wsgi2asgi.error")
@@ -37,20 +39,17 @@ _Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
 
 
 def bind(host: str, port: int, uds: str | None, backlog: int) -> socket.socket:
-    """Bind and listen; the socket is inheritable so workers can use it."""
-    if uds is not None:
-        if os.path.exists(uds):
-            os.unlink(uds)
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.bind(uds)
-    else:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-    sock.listen(backlog)
-    sock.set_inheritable(True)
-    return sock
+    """Bind and listen (:func:`wsgi2asgi.server.binding.bind`); the socket is inheritable so
+    workers can use it. A host with several addresses is served on the first one.
+
+    Raises:
+        ConfigError: one line naming the address and why it cannot be listened on.
+    """
+    first, *others = binding.bind(host, port, uds, backlog)
+    for sock in others:
+        sock.close()
+    first.set_inheritable(True)
+    return first
 
 
 def supervise(
