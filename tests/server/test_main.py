@@ -345,6 +345,12 @@ def test_uds_in_a_missing_directory_is_one_line(tmp_path: Path) -> None:
     assert f"cannot listen on unix:{path}: the directory {path.parent} does not exist" in line
 
 
+def test_zero_threads_is_one_line() -> None:
+    status, output = stopped(f"{MISTAKES}:create_app('x')", "--threads", "0")
+    assert status != 0
+    assert "--threads must be at least 1" in one_error(output)
+
+
 def test_factory_called_with_literal_arguments() -> None:
     server = start(f"{MISTAKES}:create_app('hello', punctuation='!')")
     try:
