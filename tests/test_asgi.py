@@ -604,6 +604,21 @@ def test_failed_startup_is_logged_once_and_every_request_gets_500(
     assert logged[0].endswith("failed: no database")
 
 
+def test_a_failed_startup_names_the_app_as_the_server_does(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # One way to name an app in logs: module:qualname, as `wsgi2asgi serve`'s startup line.
+    async def failing(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "lifespan.startup.failed", "message": "no database"})
+
+    with caplog.at_level(logging.ERROR, logger="wsgi2asgi.asgi"):
+        with asgi_to_wsgi(failing) as adapter:
+            assert call(adapter)[0] == "500 Internal Server Error"
+    name = f"{__name__}:test_a_failed_startup_names_the_app_as_the_server_does.<locals>.failing"
+    assert f"lifespan of {name} failed: no database" in caplog.text
+
+
 def test_startup_timeout_and_failed_shutdown_are_logged(caplog: pytest.LogCaptureFixture) -> None:
     async def hangs(scope: Any, receive: Any, send: Any) -> None:
         await asyncio.Event().wait()

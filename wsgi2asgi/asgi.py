@@ -49,7 +49,7 @@ from collections.abc import Iterable
 from typing import Any, Literal, TypedDict, Unpack
 
 from wsgi2asgi.exchange import Exchange
-from wsgi2asgi.interface import as_asgi3
+from wsgi2asgi.interface import app_name, as_asgi3
 from wsgi2asgi.lifespan import LifespanDriver
 from wsgi2asgi.responses import start_plain
 from wsgi2asgi.runners import Runner, orphan
@@ -177,7 +177,7 @@ class ASGIAdapter:
             try:
                 loop_thread.run(driver.shutdown(), self.lifespan_timeout)
             except Exception as exc:  # reported, never raised: close() runs at exit
-                logger.error("ASGI lifespan shutdown of %s failed: %r", _name(self.app), exc)
+                logger.error("ASGI lifespan shutdown of %s failed: %r", app_name(self.app), exc)
         loop_thread.close()
 
     def __enter__(self) -> ASGIAdapter:
@@ -211,7 +211,7 @@ class ASGIAdapter:
 
     def _startup(self, loop_thread: Runner) -> None:
         driver = LifespanDriver(
-            self._app, state=self.state, name=_name(self.app), required=self.lifespan == "on"
+            self._app, state=self.state, name=app_name(self.app), required=self.lifespan == "on"
         )
         try:
             loop_thread.run(driver.startup(), self.lifespan_timeout)
@@ -325,10 +325,6 @@ def asgi_to_wsgi(app: ASGIApp, **options: Unpack[ASGIOptions]) -> ASGIAdapter:
         TypeError: ``app`` is not callable, or is a WSGI app.
     """
     return ASGIAdapter(app, **options)
-
-
-def _name(app: object) -> str:
-    return getattr(app, "__qualname__", None) or type(app).__qualname__
 
 
 # A loop thread does not survive fork(): children of a process that started an adapter (e.g.

@@ -33,7 +33,14 @@ from typing import Literal
 from wsgi2asgi.bridges import iscoroutinefunction
 from wsgi2asgi.typing import ASGIApp, Receive, Scope, Send
 
-__all__ = ["ASGI2App", "Interface", "as_asgi3", "check_signature", "detect_interface"]
+__all__ = [
+    "ASGI2App",
+    "Interface",
+    "app_name",
+    "as_asgi3",
+    "check_signature",
+    "detect_interface",
+]
 
 Interface = Literal["asgi3", "asgi2", "wsgi"]
 
@@ -158,6 +165,24 @@ class ASGI2App:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         instance = self.app(scope)
         await instance(receive, send)
+
+
+def app_name(app: object) -> str:
+    """How logs and errors name an app: ``module:attr`` as given, else ``module:qualname``.
+
+    ``wsgi2asgi serve``'s startup line, its load errors and ``asgi_to_wsgi``'s lifespan
+    messages all name apps so.
+
+    >>> app_name("myproject.wsgi:application")
+    'myproject.wsgi:application'
+    >>> app_name(app_name)
+    'wsgi2asgi.interface:app_name'
+    """
+    if isinstance(app, str):
+        return app
+    module = getattr(app, "__module__", None) or type(app).__module__
+    name = getattr(app, "__qualname__", None) or type(app).__qualname__
+    return f"{module}:{name}"
 
 
 def _required_positional(app: object) -> int | None:

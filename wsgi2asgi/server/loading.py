@@ -33,7 +33,7 @@ import sys
 from typing import Any
 
 from wsgi2asgi.exceptions import ConfigError
-from wsgi2asgi.interface import ASGI2App, check_signature, detect_interface
+from wsgi2asgi.interface import ASGI2App, app_name, check_signature, detect_interface
 from wsgi2asgi.routing import Host, Mount, Router
 from wsgi2asgi.server.config import Config
 from wsgi2asgi.typing import ASGIApp
@@ -155,7 +155,7 @@ def _call_factory(factory: Any, attr: str, args: tuple[Any, ...], kwargs: dict[s
 
 
 def _wrap(obj: Any, interface: str, config: Config) -> tuple[ASGIApp, str, str]:
-    name = obj if isinstance(obj, str) else _qualified_name(obj)
+    name = app_name(obj)
     if isinstance(obj, str):
         obj = import_app(obj, factory=config.factory, app_dir=config.app_dir)
     try:
@@ -175,12 +175,6 @@ def _wrap(obj: Any, interface: str, config: Config) -> tuple[ASGIApp, str, str]:
     if kind == "asgi2":
         return ASGI2App(obj), kind, "event loop"
     return obj, kind, "event loop"
-
-
-def _qualified_name(obj: Any) -> str:
-    module = getattr(obj, "__module__", None) or type(obj).__module__
-    name = getattr(obj, "__qualname__", None) or type(obj).__qualname__
-    return f"{module}:{name}"
 
 
 def describe(app: Any, prefix: str = "") -> list[tuple[str, str, str]]:

@@ -30,6 +30,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from wsgi2asgi.exceptions import ConfigError
+from wsgi2asgi.interface import app_name
 from wsgi2asgi.lifespan import LifespanDriver, LifespanFailed
 from wsgi2asgi.server.binding import bind_config
 from wsgi2asgi.server.config import Config
@@ -185,7 +186,7 @@ class Server:
         where = ", ".join(_url(sock, self.config) for sock in self.sockets)
         logger.info("wsgi2asgi serving on %s (pid %d)", where, os.getpid())
         if self.config.app is not None:
-            logger.info("  app   %s", _app_name(self.config.app))
+            logger.info("  app   %s", app_name(self.config.app))
         for prefix, kind, pool in described:
             logger.info("  mount %-12s %-5s %s", prefix, kind, pool)
 
@@ -284,15 +285,6 @@ async def _disconnect_all(state: ServerState) -> None:
         for task in pending:
             task.cancel()
         await asyncio.wait(pending, timeout=SHUTDOWN_GRACE)
-
-
-def _app_name(app: Any) -> str:
-    """``module:attr`` as given on the command line, else the callable's qualified name."""
-    if isinstance(app, str):
-        return app
-    module = getattr(app, "__module__", None) or type(app).__module__
-    name = getattr(app, "__qualname__", None) or type(app).__qualname__
-    return f"{module}:{name}"
 
 
 def _tls_context(config: Config) -> ssl.SSLContext | None:
