@@ -9,7 +9,9 @@ Each class is named for who is at fault::
     ├── LifespanFailed         an app answered lifespan.*.failed (or raised with --lifespan on)
     ├── ProtocolError          the client sent a malformed request or broke a limit (has .status)
     │   └── TooManyHeaders     more request header lines than the WSGI adapter accepts (400)
-    └── ClientDisconnected     the client went away; the app should stop producing output
+    ├── ClientDisconnected     the client went away; the app should stop producing output
+    ├── WebSocketRejected      a test client's handshake was refused by the app (has .status)
+    └── WebSocketClosed        the app closed a test client's WebSocket (has .code, .reason)
 
 Programmer mistakes at call sites (a coroutine function given to ``sync_to_async``, an executor
 given with ``thread_sensitive=True``) raise the built-in ``TypeError`` / ``ValueError`` instead.
@@ -34,6 +36,8 @@ __all__ = [
     "ProtocolError",
     "TooManyHeaders",
     "WSGIContractError",
+    "WebSocketClosed",
+    "WebSocketRejected",
     "Wsgi2AsgiError",
 ]
 
@@ -98,3 +102,38 @@ class TooManyHeaders(ProtocolError):
 
     def __init__(self, reason: str) -> None:
         super().__init__(400, reason)
+
+
+class WebSocketRejected(Wsgi2AsgiError):
+    """The app refused a WebSocket handshake made by :mod:`wsgi2asgi.testing`'s clients.
+
+    ASGI ``www.rst``: closing before ``websocket.accept`` is a 403; an app may instead send a
+    denial response (the ``websocket.http.response`` extension).
+
+    Attributes:
+        status: the HTTP status the server would answer (403, or the denial's own).
+        headers: the denial response's headers (``[]`` for a close).
+        body: the denial response's body (``b""`` for a close).
+    """
+
+    def __init__(
+        self, status: int, headers: list[tuple[bytes, bytes]] | None = None, body: bytes = b""
+    ) -> None:
+        super().__init__(f"WebSocket handshake refused with status {status}")
+        self.status = status
+        self.headers = headers or []
+        self.body = body
+
+
+class WebSocketClosed(Wsgi2AsgiError):
+    """The app closed a WebSocket of :mod:`wsgi2asgi.testing`'s clients (on ``receive_*``).
+
+    Attributes:
+        code: the close code the app sent (1000 when it returned without one, 1011 on an error).
+        reason: the close reason the app sent, or ``""``.
+    """
+
+    def __init__(self, code: int, reason: str = "") -> None:
+        super().__init__(f"WebSocket closed by the app: {code} {reason}".rstrip())
+        self.code = code
+        self.reason = reason
