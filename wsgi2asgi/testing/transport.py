@@ -138,21 +138,21 @@ class AppTransport(httpx.AsyncBaseTransport):
         scope = request_scope(
             request, kind="http", root_path=self.root_path, client=self.client, state=self.state
         )
-        exchange = _Exchange(body, self.raise_app_exceptions)
-        exchange.task = asyncio.create_task(self._run(scope, exchange))
+        call = _AppCall(body, self.raise_app_exceptions)
+        call.task = asyncio.create_task(self._run(scope, call))
         timeout = read_timeout(request)
-        status, headers = await exchange.started(request, timeout)
-        return status, headers, ResponseStream(exchange, request, timeout)
+        status, headers = await call.started(request, timeout)
+        return status, headers, ResponseStream(call, request, timeout)
 
-    async def _run(self, scope: Scope, exchange: _Exchange) -> None:
+    async def _run(self, scope: Scope, call: _AppCall) -> None:
         try:
-            await self.app(scope, exchange.receive, exchange.send)
+            await self.app(scope, call.receive, call.send)
         finally:
-            exchange.ended.set()
+            call.ended.set()
 
 
-class _Exchange:
-    """One request between the test and the app task: the body in, the response out."""
+class _AppCall:
+    """One call of the app for one request of the test: the body in, the response out."""
 
     def __init__(self, body: bytes, raise_app_exceptions: bool) -> None:
         self.body: bytes | None = body
@@ -270,8 +270,8 @@ class _Exchange:
 class ResponseStream(httpx.AsyncByteStream):
     """The response body as the app sends it; closing it disconnects the app."""
 
-    def __init__(self, exchange: _Exchange, request: httpx.Request, timeout: float | None) -> None:
-        self._exchange = exchange
+    def __init__(self, call: _AppCall, request: httpx.Request, timeout: float | None) -> None:
+        self._call = call
         self._request = request
         self._timeout = timeout
 
@@ -284,8 +284,8 @@ class ResponseStream(httpx.AsyncByteStream):
 
     async def next_chunk(self) -> bytes | None:
         """The next chunk of the body, ``None`` at its end."""
-        chunk = await self._exchange.next_chunk(self._request, self._timeout)
+        chunk = await self._call.next_chunk(self._request, self._timeout)
         return chunk or None  # only the end is empty: empty chunks are never queued
 
     async def aclose(self) -> None:
-        await self._exchange.aclose()
+        await self._call.aclose()
