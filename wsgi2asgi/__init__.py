@@ -12,6 +12,7 @@ from wsgi2asgi.bridges import ThreadSensitiveContext, async_to_sync, sync_to_asy
 from wsgi2asgi.fallback import Fallback
 from wsgi2asgi.local import Local
 from wsgi2asgi.routing import Host, Mount, ProtocolRouter, Router
+from wsgi2asgi.split import Split
 from wsgi2asgi.wsgi import WSGIAdapter, wsgi_to_asgi
 
 __version__ = "0.1.0.dev0"
@@ -24,6 +25,7 @@ __all__ = [
     "Mount",
     "ProtocolRouter",
     "Router",
+    "Split",
     "ThreadSensitiveContext",
     "WSGIAdapter",
     "__version__",
