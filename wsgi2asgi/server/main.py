@@ -288,14 +288,29 @@ async def _disconnect_all(state: ServerState) -> None:
 
 
 def _tls_context(config: Config) -> ssl.SSLContext | None:
+    """The server's TLS context: the ``--ssl-*`` settings (TLS 1.2 at least).
+
+    Raises:
+        ConfigError: a file that cannot be read, a wrong key password, a cipher list OpenSSL
+            refuses.
+    """
     if config.ssl_certfile is None or config.ssl_keyfile is None:
         return None
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     try:
-        context.load_cert_chain(config.ssl_certfile, config.ssl_keyfile)
+        context.load_cert_chain(
+            config.ssl_certfile, config.ssl_keyfile, password=config.ssl_keyfile_password
+        )
+        if config.ssl_ca_certs is not None:
+            context.load_verify_locations(config.ssl_ca_certs)
+        # ssl.CERT_NONE/OPTIONAL/REQUIRED are 0/1/2: whether client certificates are asked
+        # for, and whether a client without one is refused.
+        context.verify_mode = ssl.VerifyMode(config.ssl_cert_reqs)
+        if config.ssl_ciphers is not None:
+            context.set_ciphers(config.ssl_ciphers)
     except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(f"cannot load the TLS certificate or key: {exc}") from exc
+        raise ConfigError(f"cannot set up TLS (--ssl-* files or options): {exc}") from exc
     return context
 
 
