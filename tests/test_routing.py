@@ -14,6 +14,7 @@ from starlette.websockets import WebSocket
 
 from wsgi2asgi.lifespan import LifespanDriver, LifespanFailed
 from wsgi2asgi.routing import Host, Mount, ProtocolRouter, Router, not_found, route_path
+from wsgi2asgi.testing import AsyncTestClient
 from wsgi2asgi.typing import Receive, Scope, Send
 
 
@@ -354,16 +355,11 @@ async def test_starlette_lifespan_runs_when_mounted() -> None:
 
     api = Starlette(routes=[Route("/", home)], lifespan=lifespan)
     app = Router([Mount("/api", api)])
-    state: dict[str, Any] = {}
-    driver = LifespanDriver(app, state=state, required=True)
-    await driver.startup()
-    assert events == ["up"]
-    assert state["wsgi2asgi.app_states"] == {id(api): {"db": "connected"}}
-    # What a server does: each request gets a shallow copy of the lifespan state.
-    transport = httpx.ASGITransport(app=lambda s, r, x: app({**s, "state": dict(state)}, r, x))
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+    # The client runs the lifespan and copies its state into each request, as a server does.
+    async with AsyncTestClient(app, lifespan="on") as client:
+        assert events == ["up"]
+        assert client.state["wsgi2asgi.app_states"] == {id(api): {"db": "connected"}}
         assert (await client.get("/api/")).text == "connected"
-    await driver.shutdown()
     assert events == ["up", "down"]
 
 

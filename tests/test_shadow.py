@@ -28,6 +28,7 @@ from tests.server.conftest import start_server
 from wsgi2asgi.cli import main as cli_main
 from wsgi2asgi.lifespan import LifespanDriver
 from wsgi2asgi.shadow import Shadow, format_report
+from wsgi2asgi.testing import AsyncTestClient
 from wsgi2asgi.typing import ASGIApp, Receive, Scope, Send
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -253,14 +254,11 @@ async def test_shadow_lifespan_reaches_both_apps() -> None:
 async def test_shadow_lifespan_shutdown_waits_for_replays() -> None:
     candidate = GatedCandidate()
     shadow = Shadow(make_primary(), candidate)
-    driver = LifespanDriver(shadow)
-    await driver.startup()
-    async with client(shadow) as c:
+    async with AsyncTestClient(shadow) as c:
         await c.get("/hello")
-    await asyncio.wait_for(candidate.called.wait(), timeout=10)
-    asyncio.get_running_loop().call_soon(candidate.gate.set)
-    await driver.shutdown()
-
+        await asyncio.wait_for(candidate.called.wait(), timeout=10)
+        asyncio.get_running_loop().call_soon(candidate.gate.set)
+    # Leaving ran lifespan shutdown: it waited for the gated replay to be compared.
     assert shadow.stats.equal == 1
 
 
@@ -474,18 +472,10 @@ async def test_shadow_lifespan_state_is_per_app() -> None:
     # Both apps store "pool": the client sees the primary's, the replay reaches the candidate's
     # (so the two answers differ), and neither overwrote the other.
     shadow = Shadow(starlette_with_pool("primary"), starlette_with_pool("candidate"))
-    state: dict[str, Any] = {}
-    driver = LifespanDriver(shadow, state=state, required=True)
-    await driver.startup()
-
-    async def served(scope: Scope, receive: Receive, send: Send) -> None:
-        # A server copies the lifespan state into each request (httpx's transport does not).
-        await shadow({**scope, "state": dict(state)}, receive, send)
-
-    async with client(served) as c:
+    # The client runs the lifespan and copies its state into each request, as a server does.
+    async with AsyncTestClient(shadow, lifespan="on") as c:
         assert (await c.get("/")).text == "pool of primary"
-    await shadow.drain()
-    await driver.shutdown()
+    # Leaving ran lifespan shutdown, which waits for the replays in flight.
     assert shadow.stats.different == 1
     (difference,) = shadow.stats.differences
     assert "+pool of candidate" in difference.diff

@@ -16,8 +16,8 @@ from starlette.routing import NoMatchFound, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from adapters.starlette import StarletteApp, starlette_app
-from wsgi2asgi.lifespan import LifespanDriver
 from wsgi2asgi.routing import Mount, Router
+from wsgi2asgi.testing import AsyncTestClient, WebSocketClosed
 
 
 def make_api(events: list[str] | None = None) -> Starlette:
@@ -102,27 +102,14 @@ def test_unknown_name_is_starlettes_no_match_found() -> None:
 async def test_starlette_lifespan_and_websocket_through_router() -> None:
     events: list[str] = []
     app = Router([Mount("/api", starlette_app(make_api(events)))])
-    driver = LifespanDriver(app)
-    await driver.startup()
-    assert events == ["startup"]
-    incoming = [
-        {"type": "websocket.connect"},
-        {"type": "websocket.receive", "text": "hi"},
-    ]
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        return incoming.pop(0) if incoming else {"type": "websocket.disconnect", "code": 1000}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    scope = {"type": "websocket", "path": "/api/ws", "raw_path": b"/api/ws", "root_path": ""}
-    scope |= {"query_string": b"", "headers": [], "subprotocols": [], "scheme": "ws"}
-    await app(scope, receive, send)
-    assert [m["type"] for m in sent] == ["websocket.accept", "websocket.send", "websocket.close"]
-    assert sent[1]["text"] == "/api hi"
-    await driver.shutdown()
+    async with AsyncTestClient(app) as client:
+        assert events == ["startup"]
+        async with client.websocket_connect("/api/ws") as ws:
+            await ws.send_text("hi")
+            assert await ws.receive_text() == "/api hi"
+            with pytest.raises(WebSocketClosed) as closed:
+                await ws.receive_text()
+            assert closed.value.code == 1000
     assert events == ["startup", "shutdown"]
 
 
