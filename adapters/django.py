@@ -1,49 +1,25 @@
-"""Serve a Django project as an ASGI app that behaves correctly under a mount prefix.
+"""Serve a Django project as an ASGI app: sync views at WSGI speed, async views on the loop.
 
-Two ways in, the user chooses (``docs/adapters.md`` says when to pick which):
+Three ways in (``docs/adapters.md`` has the whole story):
 
-* ``interface="asgi"`` (default): Django's own ``ASGIHandler``. Async views run on the
-  server's loop; sync views run through asgiref's ``sync_to_async``, one thread per request.
-* ``interface="wsgi"``: Django's ``WSGIHandler`` through :func:`wsgi2asgi.wsgi.wsgi_to_asgi`,
-  every request on one worker thread from start to ``close()`` — exactly the model the project
-  had under gunicorn, which is the safe first step for a large sync codebase.
+* ``interface="auto"`` (default): per request, decided before any middleware runs by
+  resolving the path against ``ROOT_URLCONF`` (rules: :mod:`wsgi2asgi.dispatch`). A sync
+  view's request goes through Django's ``WSGIHandler`` behind ``wsgi_to_asgi``: one pool thread
+  from ``request_started`` to the response's ``close()``, as under gunicorn. An async view's
+  goes through Django's ``ASGIHandler``, on the loop. No view (404): the sync path. A view that
+  cannot be known in advance: the async path, which serves every view correctly.
+* ``interface="asgi"``: ``ASGIHandler`` for every request.
+* ``interface="wsgi"``: ``WSGIHandler`` for every request.
 
-Under a mount, Django takes its script prefix from ``root_path`` (ASGI) or ``SCRIPT_NAME``
-(WSGI), so ``reverse()``, ``{% url %}``, the admin, relative ``STATIC_URL`` and redirects all
-carry the prefix without ``FORCE_SCRIPT_NAME``.
-
-What this adapter adds:
-
-* a lifespan. Django's handlers refuse ``lifespan`` scopes; this one runs Django's system
-  checks at startup (like ``runserver`` does) and answers ``lifespan.startup.failed`` with the
-  errors if any check fails, so a broken configuration stops the server with the failing mount
-  named instead of failing request by request. ``migrate=True`` also applies migrations at
-  startup (a convenience for examples and development). At shutdown the database connections of
-  the thread-sensitive thread are closed. Per request, Django's own ``request_finished`` signal
-  closes connections, which both handlers send (the WSGI one from the response's ``close()``,
-  which ``wsgi_to_asgi`` always calls on the request's own thread).
-* cookies under a prefix: Django's session, CSRF, language and messages cookies default to
-  ``Path=/``. Under a mount, the adapter scopes them to the mount (``Path=<root_path>``) so two
-  projects mounted side by side do not overwrite each other's cookies; a path configured in
-  settings (anything but ``/``) is left alone.
-* ``static=True`` serves ``STATIC_URL`` from the staticfiles finders, as ``runserver`` does
-  (Django's ``ASGIStaticFilesHandler``/``StaticFilesHandler``): handy for the admin in
-  development; in production collect static files and mount them, or use a CDN.
-* WebSockets: Django's handlers take only HTTP (``ASGIHandler`` raises on anything else, which
-  the server turns into a 500). The adapter closes the handshake before accepting, which the
-  server answers with 403 (ASGI ``www.rst``).
-* the bare prefix: under ``Mount("/dj")`` a request for ``/dj`` reaches ``ASGIHandler`` with an
-  empty ``path_info``, which no URL pattern matches (404; 301 with ``CommonMiddleware``). The
-  adapter answers it with ``308 Location: /dj/`` (query kept, method and body kept by the
-  client). ``WSGIHandler`` answers ``/dj`` itself (it reads an empty ``PATH_INFO`` as ``/``),
-  so ``interface="wsgi"`` is left alone.
+The script prefix comes from the mount (``root_path`` / ``SCRIPT_NAME``), so ``reverse()``,
+``{% url %}``, the admin, a relative ``STATIC_URL`` and redirects carry it. Added to Django's
+handlers: a lifespan (system checks, optional ``migrate``), cookies scoped to the mount,
+``static=True`` (``runserver``'s static files), WebSockets closed before accept (403), and the
+bare prefix (``/dj``) answered ``308 Location: /dj/`` with ``"auto"`` and ``"asgi"``.
 
 Example::
 
-    import os
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "site.settings")
-    from adapters.django import django_app
-
     application = Router([Mount("", django_app())])
 """
 
@@ -54,8 +30,13 @@ from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote
 
 import django
+from asgiref.sync import iscoroutinefunction
+from django.urls import Resolver404, get_resolver
+from django.utils import translation
 
 from wsgi2asgi.bridges import sync_to_async
+from wsgi2asgi.dispatch import NO_MATCH, Dispatcher, confirm
+from wsgi2asgi.prefixes import route_path
 from wsgi2asgi.wsgi import wsgi_to_asgi
 
 if TYPE_CHECKING:
@@ -68,7 +49,8 @@ class DjangoApp:
     """An ASGI app: Django's handler for ``http``, its own answer for ``lifespan``.
 
     Args:
-        handler: the ASGI app that serves HTTP (Django's ASGIHandler or a wrapped WSGIHandler).
+        handler: the ASGI app that serves HTTP: Django's ASGIHandler, its WSGIHandler behind
+            ``wsgi_to_asgi``, or a ``Dispatcher`` over both.
         migrate: apply migrations at lifespan startup.
         static: wraps the handler to serve static files (at the first request).
         redirect_bare_prefix: answer the mount point without its slash (``/dj``) with a 308 to
@@ -235,9 +217,66 @@ def _static_handler(static: bool) -> Callable[[ASGIApp], ASGIApp] | None:
     return ASGIStaticFilesHandler  # type: ignore[no-any-return]
 
 
+def _find_view(scope: Scope) -> object:
+    """The view ``ROOT_URLCONF`` gives the request's path (before any middleware), or NO_MATCH.
+
+    The path is Django's ``path_info``: below the mount, ``/`` when empty (as ``WSGIRequest``).
+    ``i18n_patterns`` match the *active* language's prefix, which ``LocaleMiddleware`` sets from
+    the path later on: a path that fails is tried again in the language its prefix names.
+    """
+    path_info = route_path(scope) or "/"
+    resolver = get_resolver()
+    try:
+        return resolver.resolve(path_info).func
+    except Resolver404:
+        pass
+    language = translation.get_language_from_path(path_info)  # None without USE_I18N
+    if language is None:
+        return NO_MATCH
+    with translation.override(language):
+        try:
+            return resolver.resolve(path_info).func
+        except Resolver404:
+            return NO_MATCH
+
+
+def _reporting_wsgi_handler() -> Any:
+    """Django's ``WSGIHandler``, telling the dispatcher which view each request reached.
+
+    The hook is an instance attribute rather than a subclass: Django names the handler's class
+    in ``request_started`` (``sender``) and receivers may filter on ``WSGIHandler``.
+    """
+    from django.core.handlers.wsgi import WSGIHandler
+
+    handler = WSGIHandler()
+    resolve = handler.resolve_request
+
+    def resolve_request(request: Any) -> Any:
+        match = resolve(request)  # with request.urlconf, if a middleware set one
+        confirm(match.func)
+        return match
+
+    handler.resolve_request = resolve_request
+    return handler
+
+
+def _auto_handler(options: dict[str, Any]) -> Dispatcher:
+    """Both of Django's handlers (each builds its own middleware chain) behind a dispatcher."""
+    from django.core.handlers.asgi import ASGIHandler
+
+    return Dispatcher(
+        wsgi_to_asgi(_reporting_wsgi_handler(), **options),
+        ASGIHandler(),
+        find=_find_view,
+        # Django's own test (BaseHandler._get_response): asgiref's, which also honours
+        # markcoroutinefunction (class-based views with async handlers are marked so).
+        is_async=iscoroutinefunction,
+    )
+
+
 def django_app(
     *,
-    interface: Literal["asgi", "wsgi"] = "asgi",
+    interface: Literal["auto", "asgi", "wsgi"] = "auto",
     migrate: bool = False,
     static: bool = False,
     **options: Any,
@@ -249,38 +288,43 @@ def django_app(
     Example::
 
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mysite.settings")
-        app = Router([Mount("/site", django_app(interface="wsgi", max_threads=16))])
+        app = Router([Mount("/site", django_app(max_threads=16))])
 
     Args:
-        interface: ``"asgi"`` for Django's ASGIHandler, ``"wsgi"`` for its WSGIHandler
-            through ``wsgi_to_asgi``.
+        interface: ``"auto"``: sync views through Django's WSGIHandler on one pool thread each,
+            async views through its ASGIHandler, per request; ``"asgi"``: ASGIHandler only;
+            ``"wsgi"``: WSGIHandler only (through ``wsgi_to_asgi``).
         migrate: apply migrations at lifespan startup (development and examples).
         static: serve ``STATIC_URL`` from the staticfiles finders, like ``runserver``.
-        **options: passed to :func:`wsgi2asgi.wsgi.wsgi_to_asgi` (``interface="wsgi"`` only).
+        **options: passed to :func:`wsgi2asgi.wsgi.wsgi_to_asgi` (``"auto"`` and ``"wsgi"``:
+            ``max_threads`` bounds the sync views running at once, like gunicorn's
+            ``--threads``).
 
     Raises:
         ValueError: an unknown ``interface``, or options given with ``interface="asgi"``.
     """
-    if interface == "asgi":
-        if options:
-            raise ValueError(f"options {sorted(options)} only apply to interface='wsgi'")
+    if interface not in ("auto", "asgi", "wsgi"):
+        raise ValueError(f"interface must be 'auto', 'asgi' or 'wsgi', not {interface!r}")
+    if interface == "asgi" and options:
+        raise ValueError(f"options {sorted(options)} do not apply to interface='asgi'")
+    django.setup(set_prefix=False)
+    handler: ASGIApp
+    if interface == "auto":
+        handler = _auto_handler(options)
+    elif interface == "asgi":
         from django.core.handlers.asgi import ASGIHandler
 
-        django.setup(set_prefix=False)
-        return DjangoApp(
-            ASGIHandler(),
-            migrate=migrate,
-            static=_static_handler(static),
-            redirect_bare_prefix=True,
-        )
-    if interface == "wsgi":
+        handler = ASGIHandler()
+    else:
         from django.core.handlers.wsgi import WSGIHandler
 
-        django.setup(set_prefix=False)
-        # Static files are served at the ASGI level in both modes: Django's WSGI
-        # StaticFilesHandler compares PATH_INFO with a prefixed STATIC_URL and misses under a
-        # mount; the ASGI one compares the full path.
-        return DjangoApp(
-            wsgi_to_asgi(WSGIHandler(), **options), migrate=migrate, static=_static_handler(static)
-        )
-    raise ValueError(f"interface must be 'asgi' or 'wsgi', not {interface!r}")
+        handler = wsgi_to_asgi(WSGIHandler(), **options)
+    # Static files are served at the ASGI level in every mode: Django's WSGI StaticFilesHandler
+    # compares PATH_INFO with a prefixed STATIC_URL and misses under a mount; the ASGI one
+    # compares the full path.
+    return DjangoApp(
+        handler,
+        migrate=migrate,
+        static=_static_handler(static),
+        redirect_bare_prefix=interface != "wsgi",
+    )

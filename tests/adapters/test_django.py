@@ -3,66 +3,358 @@
 Django's settings are process-wide: :func:`tests.apps.django_app.configure` sets them once and
 each test overrides ``ROOT_URLCONF`` (this module) and ``MIDDLEWARE`` around building the app,
 since Django's handlers read the middleware when they are built.
+
+``interface="auto"`` (the default) sends each request down one of two paths: a sync view's
+through Django's ``WSGIHandler`` on one pool thread, an async view's through its
+``ASGIHandler`` on the loop. The tests tell the paths apart by what Django itself does:
+``request_started`` carries ``environ`` from the WSGI handler and ``scope`` from the ASGI one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+import hashlib
+import logging
+import socket
+import threading
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from django.http import HttpRequest, HttpResponse
-from django.urls import path
+from asgiref.sync import sync_to_async as asgiref_sync_to_async
+from django.http import (
+    FileResponse,
+    HttpRequest,
+    HttpResponse,
+    JsonResponse,
+    StreamingHttpResponse,
+)
+from django.urls import LocalePrefixPattern, URLResolver, path, register_converter
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from tests.server.conftest import start_server
 from wsgi2asgi.routing import Mount, Router
 
+HERE = Path(__file__)
+DB_ALIAS = "w2a_atomic"
+
+
+class Record:
+    """What ran where during one test's requests: ``(event, thread ident)`` in order."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, int]] = []
+        self.handlers: list[str] = []  # "wsgi" or "asgi", from each request_started
+        self.lock = threading.Lock()
+        self.view_started = threading.Event()
+        self.finished = threading.Event()
+
+    def add(self, event: str) -> None:
+        with self.lock:
+            self.events.append((event, threading.get_ident()))
+        if event == "view":
+            self.view_started.set()
+        elif event == "finished":
+            self.finished.set()
+
+    def names(self) -> list[str]:
+        return [name for name, _ in self.events]
+
+    def threads(self, *names: str) -> set[int]:
+        return {ident for name, ident in self.events if not names or name in names}
+
+    def reset(self) -> None:
+        self.__init__()  # type: ignore[misc]
+
+
+RECORD = Record()
+
+
+def on_started(sender: Any, **kwargs: Any) -> None:
+    RECORD.handlers.append("wsgi" if "environ" in kwargs else "asgi")
+    RECORD.add("started")
+
+
+def on_finished(sender: Any, **kwargs: Any) -> None:
+    RECORD.add("finished")
+
+
+def recording_middleware(get_response: Any) -> Any:
+    """A sync-only middleware (Django adapts it on the async path)."""
+
+    def middleware(request: HttpRequest) -> HttpResponse:
+        RECORD.add("middleware-in")
+        response = get_response(request)
+        RECORD.add("middleware-out")
+        return response
+
+    return middleware
+
+
+class SwitchedURLs:
+    """The URLconf a middleware picks for ``/switch``: there, the view is async."""
+
+    urlpatterns: list[Any] = []  # filled below, once the views exist
+
+
+def switching_middleware(get_response: Any) -> Any:
+    """Set ``request.urlconf`` for ``/switch``, as django-hosts or a tenant middleware does."""
+
+    def middleware(request: HttpRequest) -> HttpResponse:
+        if request.path_info == "/switch":
+            request.urlconf = SwitchedURLs
+        return get_response(request)
+
+    return middleware
+
+
+class RefusingConverter:
+    """A path converter whose lookup fails while the URL is resolved (a lookup on the loop)."""
+
+    regex = "[a-z]+"
+
+    def to_python(self, value: str) -> str:
+        raise LookupError(f"cannot look {value!r} up here")
+
+    def to_url(self, value: str) -> str:
+        return value
+
+
+register_converter(RefusingConverter, "w2a_refusing")
+
 
 def index(request: HttpRequest) -> HttpResponse:
     return HttpResponse(f"index {request.path} {request.META['QUERY_STRING']}")
 
 
-urlpatterns = [path("", index)]
+def sync_page(request: HttpRequest) -> HttpResponse:
+    RECORD.add("view")
+    return HttpResponse("sync page")
+
+
+def root_switch_page(request: HttpRequest) -> HttpResponse:
+    """``/switch`` in ``ROOT_URLCONF``: never reached, the middleware switches URLconfs."""
+    RECORD.add("view")
+    return HttpResponse("the root URLconf's view")
+
+
+async def async_page(request: HttpRequest) -> HttpResponse:
+    RECORD.add("view")
+    await asyncio.sleep(0)
+    return HttpResponse("async page")
+
+
+def sync_stream(request: HttpRequest) -> StreamingHttpResponse:
+    def chunks() -> Iterator[bytes]:
+        try:
+            for i in range(3):
+                RECORD.add("chunk")
+                yield f"{i},".encode()
+        finally:
+            RECORD.add("generator-closed")
+
+    RECORD.add("view")
+    return StreamingHttpResponse(chunks())
+
+
+async def async_stream(request: HttpRequest) -> StreamingHttpResponse:
+    async def chunks() -> AsyncIterator[bytes]:
+        for i in range(3):
+            RECORD.add("chunk")
+            await asyncio.sleep(0)
+            yield f"{i},".encode()
+
+    RECORD.add("view")
+    return StreamingHttpResponse(chunks())
+
+
+def download(request: HttpRequest) -> FileResponse:
+    RECORD.add("view")
+    return FileResponse(HERE.open("rb"))
+
+
+def digest(request: HttpRequest) -> JsonResponse:
+    RECORD.add("view")
+    body = request.body
+    return JsonResponse({"size": len(body), "sha256": hashlib.sha256(body).hexdigest()})
+
+
+async def async_digest(request: HttpRequest) -> JsonResponse:
+    RECORD.add("view")
+    body = request.body
+    return JsonResponse({"size": len(body), "sha256": hashlib.sha256(body).hexdigest()})
+
+
+def endless(request: HttpRequest) -> StreamingHttpResponse:
+    def chunks() -> Iterator[bytes]:
+        try:
+            for _ in range(100_000):  # bounded: the client leaves long before
+                yield b"x" * 65536
+        finally:
+            RECORD.add("generator-closed")
+
+    RECORD.add("view")
+    return StreamingHttpResponse(chunks())
+
+
+async def async_wait(request: HttpRequest) -> HttpResponse:
+    RECORD.add("view")
+    try:
+        await asyncio.sleep(30)
+    except asyncio.CancelledError:
+        RECORD.add("cancelled")
+        raise
+    return HttpResponse("too late")
+
+
+def read_upload(request: HttpRequest) -> HttpResponse:
+    RECORD.add("view")
+    try:
+        request.body  # noqa: B018
+    except OSError as exc:  # Django's UnreadablePostError
+        RECORD.add(type(exc).__name__)
+        raise
+    return HttpResponse("read")
+
+
+def db_write(request: HttpRequest) -> HttpResponse:
+    from django.db import connections
+
+    connection = connections[DB_ALIAS]
+    with connection.cursor() as cursor:
+        cursor.execute("INSERT INTO note (text) VALUES (%s)", [request.GET["text"]])
+    RECORD.add("in-atomic" if connection.in_atomic_block else "autocommit")
+    if "fail" in request.GET:
+        raise RuntimeError("the view failed after writing")
+    return HttpResponse("written")
+
+
+def db_count(request: HttpRequest) -> HttpResponse:
+    from django.db import connections
+
+    with connections[DB_ALIAS].cursor() as cursor:
+        cursor.execute("SELECT COUNT(*) FROM note")
+        (count,) = cursor.fetchone()
+    return HttpResponse(str(count))
+
+
+async def sensitive(request: HttpRequest) -> HttpResponse:
+    RECORD.add("view")
+    for _ in range(3):
+        ident = await asgiref_sync_to_async(threading.get_ident, thread_sensitive=True)()
+        with RECORD.lock:
+            RECORD.events.append(("sync_to_async", ident))
+    return HttpResponse("sensitive")
+
+
+urlpatterns = [
+    path("", index),
+    path("sync", sync_page),
+    path("async", async_page),
+    path("switch", root_switch_page),
+    path("fragile/<w2a_refusing:name>", sync_page),
+    path("sync-stream", sync_stream),
+    path("async-stream", async_stream),
+    path("download", download),
+    path("digest", digest),
+    path("async-digest", async_digest),
+    path("endless", endless),
+    path("async-wait", async_wait),
+    path("upload", read_upload),
+    path("db/write", db_write),
+    path("db/count", db_count),
+    path("sensitive", sensitive),
+    # i18n_patterns(...), which reads the settings at import
+    URLResolver(
+        LocalePrefixPattern(), [path("i18n/sync", sync_page), path("i18n/async", async_page)]
+    ),
+]
+SwitchedURLs.urlpatterns = [path("switch", async_page)]
 
 COMMON = ["django.middleware.common.CommonMiddleware"]
+RECORDING = [f"{__name__}.recording_middleware"]
+SWITCHING = [f"{__name__}.switching_middleware", *RECORDING]
+INTERFACES = ["auto", "asgi", "wsgi"]
 
 
 @pytest.fixture
 def django_settings() -> Iterator[None]:
+    from django.core.signals import request_finished, request_started
     from django.test.utils import override_settings
 
     from tests.apps import django_app
 
     django_app.configure()
-    with override_settings(ROOT_URLCONF=__name__, ALLOWED_HOSTS=["*"], MIDDLEWARE=[]):
+    RECORD.reset()
+    request_started.connect(on_started, dispatch_uid=__name__)
+    request_finished.connect(on_finished, dispatch_uid=__name__)
+    try:
+        with override_settings(
+            ROOT_URLCONF=__name__,
+            ALLOWED_HOSTS=["*"],
+            MIDDLEWARE=[],
+            DATA_UPLOAD_MAX_MEMORY_SIZE=16 * 1024 * 1024,
+        ):
+            yield
+    finally:
+        request_started.disconnect(dispatch_uid=__name__)
+        request_finished.disconnect(dispatch_uid=__name__)
+
+
+@pytest.fixture
+def atomic_db(tmp_path: Path, django_settings: None) -> Iterator[None]:
+    """A SQLite database with ``ATOMIC_REQUESTS`` under an alias of its own, in a temp dir.
+
+    ``override_settings(DATABASES=...)`` does not reach the connection handler (Django warns
+    so); its settings are swapped directly, under an alias no thread has a connection for.
+    """
+    from django.db import connections
+
+    previous = connections.settings
+    databases = dict(previous)
+    databases[DB_ALIAS] = {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": str(tmp_path / "atomic.sqlite3"),
+        "ATOMIC_REQUESTS": True,
+    }
+    connections.settings = connections.configure_settings(databases)
+    try:
+        with connections[DB_ALIAS].cursor() as cursor:
+            cursor.execute("CREATE TABLE note (id INTEGER PRIMARY KEY, text TEXT)")
+        connections[DB_ALIAS].close()
         yield
+    finally:
+        connections[DB_ALIAS].close()
+        del connections[DB_ALIAS]
+        connections.settings = previous
 
 
-def mounted(interface: str = "asgi", middleware: list[str] | None = None) -> Router:
+def mounted(interface: str = "asgi", middleware: list[str] | None = None, **options: Any) -> Router:
     from django.test.utils import override_settings
 
     from adapters.django import django_app
 
     with override_settings(MIDDLEWARE=middleware or []):
-        return Router([Mount("/dj", django_app(interface=interface))])  # type: ignore[arg-type]
+        return Router([Mount("/dj", django_app(interface=interface, **options))])  # type: ignore[arg-type]
 
 
-async def request(app: Any, method: str, url: str) -> httpx.Response:
+async def request(app: Any, method: str, url: str, **kwargs: Any) -> httpx.Response:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-        return await client.request(method, url)
+        return await client.request(method, url, **kwargs)
 
 
 @pytest.mark.usefixtures("django_settings")
+@pytest.mark.parametrize("interface", ["asgi", "auto"])
 @pytest.mark.parametrize("middleware", [[], COMMON], ids=["plain", "common-middleware"])
 @pytest.mark.parametrize("method", ["GET", "POST", "HEAD"])
 async def test_bare_prefix_of_an_asgi_django_mount_redirects_with_308(
-    middleware: list[str], method: str
+    interface: str, middleware: list[str], method: str
 ) -> None:
-    app = mounted("asgi", middleware)
+    app = mounted(interface, middleware)
     response = await request(app, method, "/dj?a=1&b=%C3%A9")
     assert response.status_code == 308
     assert response.headers["location"] == "/dj/?a=1&b=%C3%A9"
@@ -97,7 +389,7 @@ def websocket_status(port: int, path: str) -> int:
 
 @pytest.mark.usefixtures("django_settings")
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
-@pytest.mark.parametrize("interface", ["asgi", "wsgi"])
+@pytest.mark.parametrize("interface", INTERFACES)
 def test_websocket_to_a_django_mount_or_nowhere_is_403(loop: str, interface: str) -> None:
     running = start_server(mounted(interface), loop=loop, lifespan="on")
     try:
@@ -106,5 +398,269 @@ def test_websocket_to_a_django_mount_or_nowhere_is_403(loop: str, interface: str
         assert websocket_status(running.port, "/nowhere") == 403
         with httpx.Client(base_url=running.url) as client:
             assert client.get("/dj/").text == "index /dj/ "  # the server is fine afterwards
+    finally:
+        assert running.stop() == 0
+
+
+# -- interface="auto": which path each request takes ------------------------------------------
+
+
+@pytest.mark.usefixtures("django_settings")
+@pytest.mark.parametrize(
+    ("interface", "url", "expected"),
+    [
+        ("auto", "/dj/sync", ["wsgi"]),
+        ("auto", "/dj/async", ["asgi"]),
+        ("auto", "/dj/nowhere", ["wsgi"]),  # no view: Django's 404 handling is sync-safe
+        ("asgi", "/dj/sync", ["asgi"]),
+        ("asgi", "/dj/async", ["asgi"]),
+        ("wsgi", "/dj/sync", ["wsgi"]),
+        ("wsgi", "/dj/async", ["wsgi"]),
+    ],
+)
+async def test_each_interface_serves_sync_and_async_views_through_its_handler(
+    interface: str, url: str, expected: list[str]
+) -> None:
+    response = await request(mounted(interface), "GET", url)
+    if url.endswith("nowhere"):
+        assert response.status_code == 404
+    else:
+        assert response.status_code == 200
+        assert response.text == url.removeprefix("/dj/") + " page"
+    assert RECORD.handlers == expected
+
+
+@pytest.mark.usefixtures("django_settings")
+async def test_auto_is_the_default_interface() -> None:
+    from adapters.django import django_app
+
+    app = Router([Mount("/dj", django_app())])
+    await request(app, "GET", "/dj/sync")
+    await request(app, "GET", "/dj/async")
+    assert RECORD.handlers == ["wsgi", "asgi"]
+
+
+@pytest.mark.usefixtures("django_settings")
+async def test_a_sync_view_runs_on_one_thread_in_wsgi_signal_order() -> None:
+    loop_thread = threading.get_ident()
+    response = await request(mounted("auto", RECORDING), "GET", "/dj/sync")
+    assert response.text == "sync page"
+    assert RECORD.names() == ["started", "middleware-in", "view", "middleware-out", "finished"]
+    (thread,) = RECORD.threads()  # the signals, the middleware and the view: one thread
+    assert thread != loop_thread
+    assert RECORD.handlers == ["wsgi"]
+
+
+@pytest.mark.usefixtures("django_settings")
+async def test_an_async_view_runs_on_the_loop_and_its_sync_parts_on_one_thread() -> None:
+    loop_thread = threading.get_ident()
+    response = await request(mounted("auto", RECORDING), "GET", "/dj/async")
+    assert response.text == "async page"
+    assert RECORD.handlers == ["asgi"]
+    assert RECORD.threads("view") == {loop_thread}
+    (sync_thread,) = RECORD.threads("started", "middleware-in", "middleware-out", "finished")
+    assert sync_thread != loop_thread
+
+
+@pytest.mark.usefixtures("django_settings")
+async def test_sync_to_async_in_an_async_view_reaches_the_requests_one_thread() -> None:
+    loop_thread = threading.get_ident()
+    response = await request(mounted("auto", RECORDING), "GET", "/dj/sensitive")
+    assert response.text == "sensitive"
+    assert RECORD.threads("view") == {loop_thread}
+    (sync_thread,) = RECORD.threads("middleware-in", "sync_to_async", "middleware-out")
+    assert sync_thread != loop_thread
+    assert RECORD.names().count("sync_to_async") == 3
+
+
+@pytest.mark.usefixtures("django_settings")
+async def test_a_sync_stream_is_iterated_and_closed_on_the_views_thread() -> None:
+    loop_thread = threading.get_ident()
+    response = await request(mounted("auto", RECORDING), "GET", "/dj/sync-stream")
+    assert response.text == "0,1,2,"
+    assert RECORD.names() == [
+        "started",
+        "middleware-in",
+        "view",
+        "middleware-out",
+        "chunk",
+        "chunk",
+        "chunk",
+        "generator-closed",
+        "finished",
+    ]
+    (thread,) = RECORD.threads()
+    assert thread != loop_thread
+
+
+@pytest.mark.usefixtures("django_settings")
+async def test_an_async_stream_is_iterated_on_the_loop() -> None:
+    loop_thread = threading.get_ident()
+    response = await request(mounted("auto"), "GET", "/dj/async-stream")
+    assert response.text == "0,1,2,"
+    assert RECORD.handlers == ["asgi"]
+    assert RECORD.threads("view", "chunk") == {loop_thread}
+
+
+@pytest.mark.usefixtures("django_settings")
+async def test_a_file_response_is_sent_whole_and_closed() -> None:
+    response = await request(mounted("auto"), "GET", "/dj/download")
+    assert response.content == HERE.read_bytes()
+    assert response.headers["content-length"] == str(HERE.stat().st_size)
+    assert RECORD.handlers == ["wsgi"]
+    assert RECORD.names()[-1] == "finished"  # response.close(): the file too
+    (thread,) = RECORD.threads()
+    assert thread != threading.get_ident()
+
+
+@pytest.mark.usefixtures("django_settings")
+@pytest.mark.parametrize(("url", "handler"), [("/dj/digest", "wsgi"), ("/dj/async-digest", "asgi")])
+async def test_request_body_of_a_large_upload(url: str, handler: str) -> None:
+    body = bytes(range(256)) * (5 * 4096)  # 5 MiB
+    response = await request(mounted("auto"), "POST", url, content=body)
+    assert response.json() == {"size": len(body), "sha256": hashlib.sha256(body).hexdigest()}
+    assert RECORD.handlers == [handler]
+
+
+@pytest.mark.usefixtures("django_settings")
+async def test_a_chunked_upload_to_a_sync_view_takes_the_async_path() -> None:
+    # Django's WSGIRequest reads CONTENT_LENGTH bytes, so a body of unknown length would read
+    # as empty there; ASGIHandler reads the body whole.
+    body = b"chunked " * 10_000
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for start in range(0, len(body), 16_384):
+            yield body[start : start + 16_384]
+
+    response = await request(mounted("auto"), "POST", "/dj/digest", content=chunks())
+    assert response.json() == {"size": len(body), "sha256": hashlib.sha256(body).hexdigest()}
+    assert RECORD.handlers == ["asgi"]
+
+
+@pytest.mark.usefixtures("atomic_db")
+@pytest.mark.parametrize("interface", INTERFACES)
+async def test_atomic_requests_wrap_a_sync_view_in_a_transaction(interface: str) -> None:
+    app = mounted(interface)
+    assert (await request(app, "GET", "/dj/db/write?text=kept")).text == "written"
+    failed = await request(app, "GET", "/dj/db/write?text=lost&fail=1")
+    assert failed.status_code == 500
+    assert (await request(app, "GET", "/dj/db/count")).text == "1"  # the failed write rolled back
+    assert RECORD.names().count("in-atomic") == 2
+    expected = "asgi" if interface == "asgi" else "wsgi"
+    assert RECORD.handlers == [expected] * 3
+
+
+# -- what the adapter cannot know in advance -------------------------------------------------
+
+
+@pytest.mark.usefixtures("django_settings")
+async def test_a_middleware_that_switches_urlconf_to_an_async_view(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # ROOT_URLCONF maps /switch to a sync view; the middleware's URLconf to an async one.
+    app = mounted("auto", SWITCHING)
+    with caplog.at_level(logging.INFO):
+        first = await request(app, "GET", "/dj/switch")
+        second = await request(app, "GET", "/dj/switch")
+        third = await request(app, "GET", "/dj/switch")
+    # The first request took the sync path and Django ran the async view there as under any
+    # WSGI server (async_to_sync); from then on that view's requests take the async path.
+    assert [first.text, second.text, third.text] == ["async page"] * 3
+    assert RECORD.handlers == ["wsgi", "asgi", "asgi"]
+    views = [ident for name, ident in RECORD.events if name == "view"]
+    assert views[1:] == [threading.get_ident()] * 2  # on the loop
+    notes = [r for r in caplog.records if "async path" in r.getMessage()]
+    assert len(notes) == 1
+    # Other sync views keep the sync path (the decision is per view the root URLconf names).
+    await request(app, "GET", "/dj/sync")
+    assert RECORD.handlers[-1] == "wsgi"
+
+
+@pytest.mark.usefixtures("django_settings")
+@pytest.mark.parametrize("interface", ["auto", "asgi"])
+async def test_a_url_that_cannot_be_resolved_in_advance_takes_the_async_path(
+    interface: str,
+) -> None:
+    # The converter fails while resolving: the view is unknown, so the always-correct path
+    # serves the request, and Django answers as ASGIHandler does (its resolver fails too).
+    response = await request(mounted(interface), "GET", "/dj/fragile/x")
+    assert response.status_code == 500
+    assert RECORD.handlers == ["asgi"]
+
+
+@pytest.mark.usefixtures("django_settings")
+@pytest.mark.parametrize(
+    ("url", "handler"),
+    [
+        ("/dj/en/i18n/async", "asgi"),
+        ("/dj/fr/i18n/async", "asgi"),  # resolves once LocaleMiddleware has activated "fr"
+        ("/dj/fr/i18n/sync", "wsgi"),
+        ("/dj/xx/i18n/async", "wsgi"),  # no such language: 404
+    ],
+)
+async def test_i18n_patterns_are_resolved_in_the_language_of_the_path(
+    url: str, handler: str
+) -> None:
+    app = mounted("auto", ["django.middleware.locale.LocaleMiddleware"])
+    response = await request(app, "GET", url)
+    assert response.status_code == (404 if "/xx/" in url else 200)
+    assert RECORD.handlers == [handler]
+    # The language of one request's path does not stay active for the next.
+    await request(app, "GET", "/dj/en/i18n/sync")
+    assert RECORD.handlers[-1] == "wsgi"
+
+
+# -- disconnects, through a real server ------------------------------------------------------
+
+
+def send_then_leave(port: int, head: bytes, *, read: bool) -> None:
+    """Send ``head``; wait for the view (and the response's first bytes if ``read``); leave."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(head)
+        assert RECORD.view_started.wait(5)
+        if read:
+            assert sock.recv(65536)
+
+
+@pytest.mark.usefixtures("django_settings")
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_a_client_leaving_a_sync_stream_closes_it_on_the_views_thread(loop: str) -> None:
+    running = start_server(mounted("auto"), loop=loop)
+    try:
+        send_then_leave(running.port, b"GET /dj/endless HTTP/1.1\r\nHost: t\r\n\r\n", read=True)
+        assert RECORD.finished.wait(10)
+        assert RECORD.names() == ["started", "view", "generator-closed", "finished"]
+        assert len(RECORD.threads()) == 1
+    finally:
+        assert running.stop() == 0
+
+
+@pytest.mark.usefixtures("django_settings")
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_a_client_leaving_an_async_view_cancels_it(loop: str) -> None:
+    running = start_server(mounted("auto"), loop=loop)
+    try:
+        send_then_leave(running.port, b"GET /dj/async-wait HTTP/1.1\r\nHost: t\r\n\r\n", read=False)
+        assert RECORD.finished.wait(10)
+        assert RECORD.names() == ["started", "view", "cancelled", "finished"]
+        assert RECORD.handlers == ["asgi"]
+    finally:
+        assert running.stop() == 0
+
+
+@pytest.mark.usefixtures("django_settings")
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_a_client_leaving_mid_upload_to_a_sync_view(loop: str) -> None:
+    # As under gunicorn: the view's read fails (UnreadablePostError, an OSError), Django
+    # answers 500 to nobody, and the request ends on its thread with request_finished.
+    running = start_server(mounted("auto"), loop=loop)
+    head = b"POST /dj/upload HTTP/1.1\r\nHost: t\r\nContent-Length: 1048576\r\n\r\n"
+    try:
+        send_then_leave(running.port, head + b"x" * 10_000, read=False)
+        assert RECORD.finished.wait(10)
+        assert RECORD.names() == ["started", "view", "UnreadablePostError", "finished"]
+        assert len(RECORD.threads()) == 1
+        with httpx.Client(base_url=running.url) as client:
+            assert client.get("/dj/sync").text == "sync page"
     finally:
         assert running.stop() == 0
