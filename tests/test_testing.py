@@ -29,7 +29,12 @@ from starlette.websockets import WebSocket
 from websockets.sync.client import connect
 
 from adapters.flask import flask_app
-from wsgi2asgi.exceptions import LifespanFailed, WebSocketClosed, WebSocketRejected
+from wsgi2asgi.exceptions import (
+    ClientDisconnected,
+    LifespanFailed,
+    WebSocketClosed,
+    WebSocketRejected,
+)
 from wsgi2asgi.routing import Mount, Router
 from wsgi2asgi.shadow import Shadow
 from wsgi2asgi.testing import (
@@ -294,6 +299,25 @@ async def test_async_client_websocket_session() -> None:
     assert log.count("ws disconnected") == 1
 
 
+async def test_websocket_send_after_the_app_closed_raises_client_disconnected() -> None:
+    errors: list[BaseException] = []
+
+    async def closes_then_sends(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        await send({"type": "websocket.close", "code": 4000})
+        try:  # as on our server: nothing can be sent after a close
+            await send({"type": "websocket.send", "text": "too late"})
+        except OSError as exc:
+            errors.append(exc)
+
+    async with AsyncTestClient(closes_then_sends, lifespan="off") as client:
+        async with client.websocket_connect("/ws") as ws:
+            with pytest.raises(WebSocketClosed):
+                await ws.receive_text()
+    assert [type(e) for e in errors] == [ClientDisconnected]
+
+
 async def test_websocket_denial_response_is_a_rejection_with_status_and_body() -> None:
     async def deny(scope: Scope, receive: Receive, send: Send) -> None:
         assert "websocket.http.response" in scope["extensions"]
@@ -485,6 +509,11 @@ async def test_assert_same_responses_replays_a_shadow_report() -> None:
         assert_same_responses(legacy, migrated, report)
     with pytest.raises(AssertionError, match="GET /health"):
         assert_same_responses(legacy, migrated, list(shadow.stats.differences))
+
+
+def test_assert_same_responses_wants_a_list_of_requests() -> None:
+    with pytest.raises(TypeError, match=r"a list of requests, not one: \['GET /health'\]"):
+        assert_same_responses(shop("v1"), shop("v2"), "GET /health")
 
 
 def test_assert_same_responses_refuses_a_route_template_it_cannot_replay() -> None:

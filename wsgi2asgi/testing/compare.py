@@ -81,6 +81,7 @@ def assert_same_responses(
     Raises:
         AssertionError: some requests were answered differently; the message lists them.
         ValueError: a request that cannot be replayed (an unknown form, a route template).
+        TypeError: ``requests`` is one request, not a list of them.
     """
     replays = [to_replay(item) for item in _items(requests)]
     normalisers = [_normaliser(item) for item in ignore]
@@ -123,6 +124,8 @@ def to_replay(item: Any) -> Replay:
 
 
 def _items(requests: Iterable[Any] | Mapping[str, Any]) -> Iterable[Any]:
+    if isinstance(requests, str | bytes | httpx.Request):
+        raise TypeError(f"requests must be a list of requests, not one: [{requests!r}]")
     if isinstance(requests, Mapping):
         if "differences" not in requests:
             raise ValueError("a mapping of requests must be a Shadow report (no 'differences')")

@@ -74,6 +74,7 @@ class AsyncWebSocketSession:
         self._disconnected = False
         self._closed_by_app: Message | None = None
         self._reported = False  # the app's exception was raised in the test already
+        self._app_closed = False  # the app sent websocket.close
 
     async def connect(self) -> None:
         """Open the session: the app accepts, or the handshake is refused.
@@ -163,8 +164,10 @@ class AsyncWebSocketSession:
             self._from_app.put_nowait({"type": "websocket.close", "code": 1000, "ended": True})
 
     async def _send(self, message: Message) -> None:
-        if self._disconnected:
-            raise ClientDisconnected("the test client closed the WebSocket")
+        if self._disconnected or self._app_closed:
+            raise ClientDisconnected("the WebSocket is closed")
+        if message["type"] == "websocket.close":
+            self._app_closed = True  # as on our server: nothing can be sent after a close
         await self._from_app.put(message)
 
     async def _next(self) -> Message:
