@@ -421,6 +421,17 @@ def test_plugin_import_is_cheap_and_loads_no_framework() -> None:
     assert result.stdout.strip() == "[]", result.stderr
 
 
+def test_testing_without_httpx_says_what_to_install() -> None:
+    code = (
+        "import sys\nsys.modules['httpx'] = None  # as if not installed\n"
+        "try:\n    import wsgi2asgi.testing\nexcept ImportError as exc:\n    print(exc)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert result.stdout.strip() == (
+        "wsgi2asgi.testing needs httpx: pip install 'wsgi2asgi[testing]'"
+    ), result.stderr
+
+
 # -- the live server -------------------------------------------------------------------------
 
 

@@ -22,6 +22,11 @@ Example::
 
 from __future__ import annotations
 
+try:
+    import httpx  # noqa: F401 - the clients are httpx clients
+except ImportError:
+    raise ImportError("wsgi2asgi.testing needs httpx: pip install 'wsgi2asgi[testing]'") from None
+
 from wsgi2asgi.exceptions import WebSocketClosed, WebSocketRejected
 from wsgi2asgi.testing.client import AsyncTestClient, TestClient, WebSocketSession
 from wsgi2asgi.testing.compare import assert_same_responses
