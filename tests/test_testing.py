@@ -435,9 +435,10 @@ def test_testing_without_httpx_says_what_to_install() -> None:
 # -- the live server -------------------------------------------------------------------------
 
 
-def test_live_server_serves_the_composite_on_a_real_socket_and_stops_cleanly() -> None:
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_live_server_serves_the_composite_on_a_real_socket_and_stops_cleanly(loop: Any) -> None:
     log: list[str] = []
-    server = LiveServer(site(log))
+    server = LiveServer(site(log), loop=loop)
     with server:
         assert log == ["start api", "start root"]
         with httpx.Client(base_url=server.url) as client:
