@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from wsgi2asgi.exceptions import ASGIContractError, ClientDisconnected
 from wsgi2asgi.responses import plain_body, plain_headers
-from wsgi2asgi.server.framing import ResponseFraming
+from wsgi2asgi.server.framing import ResponseFraming, ServerHeaders
 from wsgi2asgi.server.http11 import Request
 
 if TYPE_CHECKING:
@@ -53,7 +53,7 @@ class Connection(Protocol):
     writable: asyncio.Event
     closing: bool  #: the connection closes after this response (shutdown, last request)
     access_log: bool
-    server_header: bytes | None
+    server_headers: ServerHeaders
 
     def write(self, data: bytes) -> None:
         """Queue bytes for the client."""
@@ -90,7 +90,7 @@ class HTTPCycle:
         self._head = b""
         self._body_ready = asyncio.Event()
         self._framing = ResponseFraming(
-            request.method, request.http_version, request.keep_alive, connection.server_header
+            request.method, request.http_version, request.keep_alive, connection.server_headers
         )
 
     # -- fed by the connection ------------------------------------------------------------

@@ -8,7 +8,9 @@ Rules this module keeps (RFC 9112 unless noted):
 * ``HEAD`` and 1xx/204/304 responses carry no body (RFC 9110 §6.4.1).
 * A status outside 100-999, or a header name or value that is not valid (CR, LF, NUL or another
   control character: response splitting), is refused before a byte is written.
-* ``Transfer-Encoding``, ``Connection`` and ``Date`` are ours; ``Date`` and ``Server`` are added.
+* ``Transfer-Encoding``, ``Connection`` and ``Date`` are ours; ``Date`` and ``Server`` are added
+  (each can be turned off), and the ``--header`` ones the app's response does not set itself
+  (:class:`ServerHeaders`).
 
 Example::
 
@@ -19,6 +21,7 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from email.utils import formatdate
 from http import HTTPStatus
@@ -26,7 +29,22 @@ from http import HTTPStatus
 from wsgi2asgi.headers import valid_name, valid_value
 from wsgi2asgi.responses import plain_body, plain_headers
 
-__all__ = ["ResponseFraming", "error_response", "http_date"]
+__all__ = ["ResponseFraming", "ServerHeaders", "error_response", "http_date"]
+
+
+@dataclasses.dataclass(frozen=True)
+class ServerHeaders:
+    """The headers the server adds to every response (``--server-header``, ``--date-header``,
+    ``--header``); each ``extra`` one only when the app's response has none of that name.
+
+    Example::
+
+        ServerHeaders(server=None, extra=((b"x-frame-options", b"DENY"),))
+    """
+
+    server: bytes | None = b"wsgi2asgi"  #: the ``Server`` value, ``None`` for none
+    date: bool = True  #: send ``Date`` (RFC 9110 §6.6.1: an origin server with a clock MUST)
+    extra: tuple[tuple[bytes, bytes], ...] = ()  #: lower-case names
 
 
 class ResponseFraming:
@@ -36,7 +54,7 @@ class ResponseFraming:
         request_method: the request's method (``HEAD`` responses carry no body).
         http_version: the request's version (``1.0`` gets no chunked encoding).
         keep_alive: whether the connection may stay open after this response.
-        server_header: the ``Server`` header value, or ``None`` for none.
+        added: the headers the server adds.
     """
 
     def __init__(
@@ -44,12 +62,12 @@ class ResponseFraming:
         request_method: str,
         http_version: str,
         keep_alive: bool,
-        server_header: bytes | None = b"wsgi2asgi",
+        added: ServerHeaders = ServerHeaders(),  # noqa: B008 - frozen, shared on purpose
     ) -> None:
         self.head_only = request_method == "HEAD"
         self.http_version = http_version
         self.keep_alive = keep_alive
-        self.server_header = server_header
+        self.added = added
         self.chunked = False
         self.no_body = self.head_only
         self.remaining: int | None = None  # Content-Length bytes still to send
@@ -96,9 +114,13 @@ class ResponseFraming:
                 lines.append(b"transfer-encoding: chunked\r\n")
             else:
                 self.keep_alive = False  # close-delimited body
-        lines.append(b"date: %s\r\n" % http_date())
-        if self.server_header and not app_server:
-            lines.append(b"server: %s\r\n" % self.server_header)
+        added = self.added
+        if added.date:
+            lines.append(b"date: %s\r\n" % http_date())
+        if added.server and not app_server:
+            lines.append(b"server: %s\r\n" % added.server)
+        if added.extra:
+            lines += _extra_lines(added.extra, headers)
         if not self.keep_alive:
             lines.append(b"connection: close\r\n")
         elif self.http_version == "1.0":
@@ -134,6 +156,14 @@ class ResponseFraming:
         if self.chunked and not self.no_body:
             return b"0\r\n\r\n"
         return b""
+
+
+def _extra_lines(
+    extra: tuple[tuple[bytes, bytes], ...], headers: list[tuple[bytes, bytes]]
+) -> list[bytes]:
+    """The ``--header`` lines whose name the app's ``headers`` do not already hold."""
+    taken = {name.lower() for name, _ in headers}
+    return [b"%s: %s\r\n" % (name, value) for name, value in extra if name not in taken]
 
 
 #: The status line of every registered status, built once (not per response).

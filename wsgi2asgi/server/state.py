@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from wsgi2asgi.server.config import Config
+from wsgi2asgi.server.framing import ServerHeaders
 from wsgi2asgi.server.http11 import Limits
 from wsgi2asgi.wsgi import POOL_EXTENSION
 
@@ -38,10 +39,20 @@ class ServerState:
     #: Offered to the apps as ``scope["extensions"]["wsgi2asgi.pool"]``: the WSGI adapters
     #: report a full pool through it (see :data:`wsgi2asgi.wsgi.POOL_EXTENSION`).
     pool_extension: dict[str, Any] = dataclasses.field(init=False)
+    #: The headers every response gets (``--server-header``, ``--date-header``, ``--header``).
+    server_headers: ServerHeaders = dataclasses.field(init=False)
     lifespan_state: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.pool_extension = {"on_wait": self.count_pool_wait}
+        config = self.config
+        self.server_headers = ServerHeaders(
+            server=b"wsgi2asgi" if config.server_header else None,
+            date=config.date_header,
+            extra=tuple(
+                (n.lower().encode("latin-1"), v.encode("latin-1")) for n, v in config.headers
+            ),
+        )
 
     def scope_extensions(self) -> dict[str, Any]:
         """The ``extensions`` of a new request scope: ours (``wsgi2asgi.pool``)."""

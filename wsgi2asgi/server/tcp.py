@@ -93,7 +93,7 @@ class HTTPProtocol(asyncio.Protocol):
         self.writable = asyncio.Event()
         self.writable.set()
         self.access_log = self.config.access_log
-        self.server_header: bytes | None = b"wsgi2asgi" if self.config.server_header else None
+        self.server_headers = state.server_headers
         self.cycle: HTTPCycle | None = None
         self.task: asyncio.Task[None] | None = None
         self.waiting: collections.deque[tuple[Request, HTTPCycle]] = collections.deque()
