@@ -12,6 +12,9 @@ spec, WebSocket section):
   ``websocket.disconnect`` with that code.
 * A handshake that is not valid RFC 6455 (no key, wrong version) is answered 400 and never
   reaches the app.
+* permessage-deflate (RFC 7692) is negotiated when the client offers it, unless
+  ``--no-ws-per-message-deflate``; compressing and inflating are the library's too, and
+  ``ws_max_size`` applies to a message once inflated.
 
 Flow control on input: memory per connection stays bounded whatever the client sends. One
 method, ``_update_reading``, pauses reading from the socket while any of these holds, and
@@ -55,6 +58,7 @@ import logging
 import os
 from typing import TYPE_CHECKING, Any
 
+from websockets.extensions.permessage_deflate import enable_server_permessage_deflate
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request as WSRequest
 from websockets.protocol import State
@@ -72,6 +76,9 @@ if TYPE_CHECKING:
 __all__ = ["WebSocketSession"]
 
 logger = logging.getLogger("wsgi2asgi.error")
+
+#: The extension factories offered when ``--ws-per-message-deflate`` (stateless, shared).
+_DEFLATE = enable_server_permessage_deflate(None)
 
 
 class WebSocketSession:
@@ -200,7 +207,9 @@ class WebSocketSession:
                 self.close_code = int(message.get("code") or 1000)
                 self.connection.close()
             elif kind == "websocket.http.response.start":
-                self.denial = ResponseFraming("GET", self.request.http_version, False)
+                self.denial = ResponseFraming(
+                    "GET", self.request.http_version, False, self.connection.server_headers
+                )
                 headers = [(bytes(k), bytes(v)) for k, v in message.get("headers", ())]
                 self.connection.write(self.denial.head(int(message["status"]), headers))
             elif kind == "websocket.http.response.body" and self.denial is not None:
@@ -265,6 +274,9 @@ class WebSocketSession:
         chosen = message.get("subprotocol")
         protocol = ServerProtocol(
             select_subprotocol=lambda _protocol, _offered: chosen,
+            # RFC 7692 permessage-deflate, when the client offers it (browsers do), with the
+            # memory-bounded settings websockets' own server uses (window 2^12, memLevel 5).
+            extensions=_DEFLATE if self.config.ws_per_message_deflate else None,
             max_size=self.config.ws_max_size,
         )
         # Let the library parse the handshake it will answer: replay the request head (already
