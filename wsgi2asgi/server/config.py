@@ -174,7 +174,7 @@ class Config:
         parse=optional_integer,
         metavar="N",
         gunicorn="max_requests",
-        doc="(the last one answered with `Connection: close`): a guard against slow leaks",
+        doc="(the last one answered with `Connection: close`; a guard against slow leaks)",
     )
     limit_max_requests_jitter: int = setting(
         0,
@@ -226,8 +226,8 @@ class Config:
         unit="s",
         metavar="S",
         gunicorn="graceful_timeout",
-        doc="then the apps are told their clients are gone, and cancelled a second later "
-        "(see below)",
+        doc="(then the apps are told their clients are gone, and cancelled a second later; "
+        "see below)",
     )
     max_target_size: int = setting(
         8190,
