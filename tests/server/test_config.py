@@ -27,6 +27,14 @@ from wsgi2asgi.server import Config
         {"app": "m:a", "ws_ping_interval": 0},
         {"app": "m:a", "ws_ping_timeout": -1},
         {"app": "m:a", "timeout_write": 0},
+        {"app": "m:a", "threads": 0},
+        {"app": "m:a", "workers": 0},
+        {"app": "m:a", "reload": True, "workers": 2},
+        {"app": "m:a", "reload_delay": -1},
+        {"app": "m:a", "ssl_ca_certs": "ca.pem"},  # without a certificate of its own
+        {"app": "m:a", "ssl_keyfile": "k", "ssl_certfile": "c", "ssl_cert_reqs": 2},  # no CAs
+        {"app": "m:a", "ssl_keyfile": "k", "ssl_certfile": "c", "ssl_cert_reqs": 3},
+        {"host_mounts": (("a.example", "", "m:a"), ("A.example", "/", "m:b"))},
     ],
 )
 def test_invalid_configurations_are_refused(options: dict[str, object]) -> None:
