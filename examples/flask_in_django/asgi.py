@@ -9,7 +9,7 @@ Prefix     App                                 Interface
 =========  ==================================  =====================================
 ``/flask`` ``migrated`` in front of ``legacy``  Starlette, falling back to Flask (WSGI)
 ``/api``   the new Starlette API (``api``)     ASGI, WebSocket at ``/api/ws``
-``/``      the Django site (``djsite``/notes)  Django's ASGI handler, admin at /admin/
+``/``      the Django site (``djsite``/notes)  per view: sync WSGI, async ASGI
 =========  ==================================  =====================================
 """
 
@@ -28,14 +28,16 @@ from wsgi2asgi.fallback import Fallback  # noqa: E402
 from wsgi2asgi.routing import Mount, Router  # noqa: E402
 
 
-def create_application(django_interface: Literal["asgi", "wsgi"] = "asgi") -> Router:
+def create_application(django_interface: Literal["auto", "asgi", "wsgi"] = "auto") -> Router:
     """Build the composite; lifespan starts the mounts in this order and stops them in reverse.
 
     The legacy Flask app sits behind the routes already migrated to Starlette: a request goes
     to ``migrated`` first and falls back to Flask where ``migrated`` answers 404.
 
     Args:
-        django_interface: serve Django through its ASGI handler or its WSGI handler.
+        django_interface: ``django_app``'s ``interface``: ``"auto"`` (sync views through
+            Django's WSGI handler, async views through its ASGI handler), ``"asgi"`` or
+            ``"wsgi"``.
     """
     flask = Fallback(starlette_app(migrated.app), flask_app(legacy.app))
     django = django_app(interface=django_interface, migrate=True, static=True)

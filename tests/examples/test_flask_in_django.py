@@ -129,6 +129,14 @@ def test_django_urls_form_post_and_redirect(site: Site, client: httpx.Client) ->
     assert "<li>from django</li>" in client.get(f"{p}/").text
 
 
+def test_django_async_view_reads_the_notes(site: Site, client: httpx.Client) -> None:
+    p = site.prefix
+    add_note(client, p, "for the async view")
+    body = client.get(f"{p}/notes/latest/").json()
+    assert "for the async view" in body["latest"]
+    assert body["count"] >= 1
+
+
 def test_django_cookies_are_scoped_to_the_mount(site: Site, client: httpx.Client) -> None:
     page = client.get(f"{site.prefix}/")
     assert "csrftoken=" in page.headers["set-cookie"]

@@ -10,4 +10,5 @@ app_name = "notes"
 urlpatterns = [
     path("", views.home, name="home"),
     path("notes/add/", views.add, name="add"),
+    path("notes/latest/", views.latest, name="latest"),
 ]
