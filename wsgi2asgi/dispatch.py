@@ -171,7 +171,7 @@ def confirm(handler: object) -> None:
         confirm(match.func)
     """
     decision = _current.get()
-    if decision is None:
+    if decision is None or handler is decision.handler:
         return
     dispatcher = decision.dispatcher
     try:
