@@ -160,10 +160,11 @@ def _run_serve(args: argparse.Namespace) -> int:
 
 
 def _run_with_reload(config: Config, argv: Sequence[str]) -> int:
+    from wsgi2asgi.server.logs import configure_logging
     from wsgi2asgi.server.reloader import run_with_reload
     from wsgi2asgi.server.supervisor import worker_command
 
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(message)s", level=logging.INFO)
+    configure_logging(config)
     # The server process gets the same arguments; the last flag wins over the environment
     # and the config file, which would otherwise make it a reloader too.
     command = [*worker_command(argv, multiprocess=False), "--no-reload"]
@@ -177,9 +178,10 @@ def _run_with_reload(config: Config, argv: Sequence[str]) -> int:
 
 
 def _run_workers(config: Config, argv: Sequence[str]) -> int:
+    from wsgi2asgi.server.logs import configure_logging
     from wsgi2asgi.server.supervisor import bind, supervise, worker_command
 
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(message)s", level=logging.INFO)
+    configure_logging(config)
     sock = bind(config.host, config.port, config.uds, config.backlog)
     command = [*worker_command(argv), "--workers", "1", "--no-reload"]
     return supervise(command, config.workers, sock, config.timeout_graceful_shutdown)

@@ -256,6 +256,18 @@ def test_unknown_paths_are_404(site: Site, client: httpx.Client) -> None:
     assert client.get(f"{site.prefix}/no-such-page/").status_code == 404
 
 
+def test_django_log_lines_are_printed_once(site: Site, client: httpx.Client) -> None:
+    # Django's "django" logger has its own console handler (DEBUG); the server used to add
+    # a handler to the root logger too, so each of Django's lines came out twice (#14.3).
+    marker = os.urandom(4).hex()
+    missing = f"{site.prefix}/no-such-page-{marker}/"
+    assert client.get(missing).status_code == 404
+    # A later request's access line: whatever the 404 printed is in the output before it.
+    assert client.get(f"{site.prefix}/api/health?after={marker}").status_code == 200
+    site.server.wait_for(rf'"GET {site.prefix}/api/health\?after={marker} HTTP/1.1" 200')
+    assert site.server.output.count(f"Not Found: {missing}") == 1, site.server.output
+
+
 def test_lifespan_reaches_every_app_once_in_order(tmp_path: Path) -> None:
     running = start(NESTED, "/outer/inner", tmp_path / "db.sqlite3")
     with httpx.Client(base_url=running.url) as client:

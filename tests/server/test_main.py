@@ -394,3 +394,167 @@ def test_an_app_with_the_wrong_signature_is_refused_at_load(attr: str, reason: s
     assert status != 0
     line = one_error(output)
     assert f"cannot serve '{MISTAKES}:{attr}': {reason}" in line
+
+
+# -- logs like uvicorn's, through logging (#14.3) -------------------------------------------
+
+
+def served_once(*args: str, path: str = "/x") -> tuple[int, str, int]:
+    """Start ``serve HELD *args``, answer one GET, stop it: status, output, and the port."""
+    server = start(HELD, *args)
+    try:
+        port = server.port()
+        answer = httpx.get(f"http://127.0.0.1:{port}{path}", timeout=10)
+        assert answer.text == f"done {path.partition('?')[0]}"
+    finally:
+        server.process.send_signal(signal.SIGTERM)
+        status, output = server.finish()
+    return status, output, port
+
+
+def test_lifecycle_lines_like_uvicorns() -> None:
+    status, output, port = served_once()
+    assert status == 0
+    pid = re.search(r"Started server process \[(\d+)\]", output)
+    assert pid is not None, output
+    expected = [
+        f"Started server process [{pid[1]}]",
+        "Waiting for application startup.",
+        "Application startup complete.",
+        f"wsgi2asgi serving on http://127.0.0.1:{port} (pid {pid[1]})",
+        f"app   {HELD}",
+        "mount /            asgi3 event loop",
+        "Shutting down",
+        "Waiting for application shutdown.",
+        "Application shutdown complete.",
+        f"Finished server process [{pid[1]}]",
+    ]
+    lines = output.splitlines()
+    found = [next((i for i, line in enumerate(lines) if e in line), -1) for e in expected]
+    assert -1 not in found and found == sorted(found), output
+
+
+LOG_CONFIGS = {
+    "json": """{"version": 1, "disable_existing_loggers": false,
+        "formatters": {"plain": {"format": "CUSTOM %(name)s %(levelname)s %(message)s"}},
+        "handlers": {"out": {"class": "logging.StreamHandler", "formatter": "plain",
+                             "stream": "ext://sys.stdout"}},
+        "loggers": {"wsgi2asgi": {"handlers": ["out"], "level": "INFO", "propagate": false},
+                    "wsgi2asgi.access": {"handlers": ["out"], "level": "INFO",
+                                         "propagate": false}}}""",
+    "yaml": """
+version: 1
+disable_existing_loggers: false
+formatters: {plain: {format: "CUSTOM %(name)s %(levelname)s %(message)s"}}
+handlers: {out: {class: logging.StreamHandler, formatter: plain, stream: "ext://sys.stdout"}}
+loggers:
+  wsgi2asgi: {handlers: [out], level: INFO, propagate: false}
+  wsgi2asgi.access: {handlers: [out], level: INFO, propagate: false}
+""",
+    "ini": """
+[loggers]
+keys=root,wsgi2asgi,access
+[handlers]
+keys=out
+[formatters]
+keys=plain
+[logger_root]
+level=WARNING
+handlers=
+[logger_wsgi2asgi]
+level=INFO
+handlers=out
+propagate=0
+qualname=wsgi2asgi
+[logger_access]
+level=INFO
+handlers=out
+propagate=0
+qualname=wsgi2asgi.access
+[handler_out]
+class=StreamHandler
+formatter=plain
+args=(sys.stdout,)
+[formatter_plain]
+format=CUSTOM %(name)s %(levelname)s %(message)s
+""",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(LOG_CONFIGS))
+def test_log_config_file(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / f"logging.{kind}"
+    path.write_text(LOG_CONFIGS[kind])
+    status, output, port = served_once("--log-config", str(path))
+    assert status == 0
+    lines = output.splitlines()
+    assert f"CUSTOM wsgi2asgi.error INFO wsgi2asgi serving on http://127.0.0.1:{port}" in output
+    assert any(
+        line.startswith("CUSTOM wsgi2asgi.access INFO 127.0.0.1:")
+        and line.endswith(' - "GET /x HTTP/1.1" 200')
+        for line in lines
+    ), output
+    assert re.search(r"^CUSTOM wsgi2asgi.error INFO Finished server process", output, re.M)
+
+
+def test_a_bad_log_config_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "logging.json"
+    path.write_text('{"version": 1, "handlers": {"h": {"class": "no.Such"}}}')
+    status, output = stopped(HELD, "--log-config", str(path), "--port", "0")
+    assert status != 0
+    assert f"--log-config {path}: ValueError: Unable to configure handler 'h'" in one_error(output)
+
+
+@pytest.mark.parametrize(("flag", "coloured"), [("--use-colors", True), ("--no-use-colors", False)])
+def test_use_colors(flag: str, coloured: bool) -> None:
+    status, output, _ = served_once(flag)
+    assert status == 0
+    assert ("\x1b[32mINFO\x1b[0m:" in output) is coloured
+    assert ('"\x1b[1mGET /x HTTP/1.1\x1b[0m" \x1b[32m200\x1b[0m' in output) is coloured
+
+
+def test_colours_are_off_when_not_a_terminal() -> None:
+    status, output, _ = served_once()
+    assert status == 0 and "\x1b[" not in output
+
+
+def test_access_log_format() -> None:
+    status, output, _ = served_once(
+        "--access-log-format", "%(h)s %(m)s %(U)s %(q)s %(s)s %(B)s", path="/x?y=1"
+    )
+    assert status == 0
+    assert re.search(r" INFO: +127\.0\.0\.1 GET /x y=1 200 7$", output, re.M), output
+
+
+def test_gunicorn_worker_writes_its_access_and_error_logfiles(tmp_path: Path) -> None:
+    access, errors = tmp_path / "access.log", tmp_path / "error.log"
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        fd = listener.fileno()
+        server = ServerProcess(
+            [
+                *(sys.executable, "-m", "gunicorn", "-w", "1", "-b", f"fd://{fd}"),
+                *("-k", "wsgi2asgi.server.gunicorn.Worker", "--access-logfile", str(access)),
+                *("--access-logformat", '%(h)s "%(r)s" %(s)s %(b)s %({x-probe}i)s'),
+                *("--error-logfile", str(errors), HELD),
+            ],
+            cwd=ROOT,
+            env=dict(os.environ, PYTHONUNBUFFERED="1"),
+            pass_fds=[fd],
+        )
+
+    def logged(path: Path, text: str) -> bool:
+        return path.exists() and text in path.read_text()
+
+    try:
+        assert wait_until(lambda: logged(errors, "Application startup complete."), timeout=30)
+        answer = httpx.get(f"http://127.0.0.1:{port}/hi", headers={"x-probe": "p1"}, timeout=20)
+        assert answer.text == "done /hi"
+        assert wait_until(lambda: logged(access, '127.0.0.1 "GET /hi HTTP/1.1" 200 8 p1'))
+    finally:
+        server.process.send_signal(signal.SIGTERM)
+        status, output = server.finish()
+    assert status == 0, output
+    assert "wsgi2asgi serving on" in errors.read_text()
+    assert wait_until(lambda: logged(errors, "Finished server process"))
+    assert "serving on" not in output  # gunicorn's and ours: all in --error-logfile

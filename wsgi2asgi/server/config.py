@@ -25,6 +25,7 @@ from wsgi2asgi.exceptions import ConfigError
 from wsgi2asgi.prefixes import mount_prefix
 from wsgi2asgi.server.settings import (
     Setting,
+    boolean,
     comma_list,
     header,
     host_mount,
@@ -302,12 +303,34 @@ class Config:
         metavar="NAME:VALUE",
     )
     # -- logs ------------------------------------------------------------------------------
-    log_level: str = setting(
-        "info",
+    log_level: str | None = setting(
+        None,
         "the level of the wsgi2asgi.error and wsgi2asgi.access logs",
         choices=_LOG_LEVELS,
+        shown_default="info",
+        doc="(with `--log-config`: the file's, unless given)",
+    )
+    log_config: str | None = setting(
+        None,
+        "configure logging from this file: dictConfig as .json or .yaml (PyYAML), else the "
+        "ini form of fileConfig",
+        metavar="FILE",
+        doc="(see \u201cLogs\u201d below)",
+    )
+    use_colors: bool | None = setting(
+        None,
+        "colour the log levels and access statuses",
+        parse=boolean,
+        shown_default="when the log goes to a terminal",
     )
     access_log: bool = setting(True, "log one line per request to wsgi2asgi.access")
+    access_log_format: str | None = setting(
+        None,
+        "the access line, with gunicorn's atoms: %(h)s %(r)s %(s)s %(b)s %({header}i)s ...",
+        metavar="FORMAT",
+        shown_default='uvicorn\'s: CLIENT - "REQUEST LINE" STATUS',
+        doc="(under gunicorn, its `--access-logformat` in its `--access-logfile`)",
+    )
     debug_blocking: float | None = setting(
         None,
         "log the stack and request of code holding the event loop longer than MS milliseconds",

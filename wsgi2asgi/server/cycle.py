@@ -27,12 +27,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any, Protocol
+import time
+from typing import TYPE_CHECKING, Protocol
 
 from wsgi2asgi.exceptions import ASGIContractError, ClientDisconnected
 from wsgi2asgi.responses import plain_body, plain_headers
 from wsgi2asgi.server.framing import ResponseFraming, ServerHeaders
 from wsgi2asgi.server.http11 import Request
+from wsgi2asgi.server.logs import log_request
 
 if TYPE_CHECKING:
     from wsgi2asgi.typing import ASGIApp, Message, Scope
@@ -40,7 +42,6 @@ if TYPE_CHECKING:
 __all__ = ["HIGH_WATER", "Connection", "HTTPCycle"]
 
 logger = logging.getLogger("wsgi2asgi.error")
-access_logger = logging.getLogger("wsgi2asgi.access")
 
 #: Request body bytes buffered before the socket is paused.
 HIGH_WATER = 64 * 1024
@@ -86,6 +87,9 @@ class HTTPCycle:
         self.response_complete = False
         self.keep_alive = request.keep_alive
         self.status = 0
+        self.response_headers: list[tuple[bytes, bytes]] = []  # for the access line
+        self.sent = 0  # response body bytes, for the access line
+        self.began = time.perf_counter()
         self.sent_continue = not request.expect_continue
         self._head = b""
         self._body_ready = asyncio.Event()
@@ -158,6 +162,7 @@ class HTTPCycle:
             self._head = self._framing.head(status, headers)
             self.response_started = True
             self.status = status
+            self.response_headers = headers
             self.keep_alive = self._framing.keep_alive
             # The head waits for the first body message so that both go out in one write,
             # but only until the loop's next turn: a streaming response (long polling,
@@ -181,6 +186,7 @@ class HTTPCycle:
                     raise ClientDisconnected("the client disconnected")
             data = bytes(message.get("body", b""))
             more = bool(message.get("more_body", False))
+            self.sent += len(data)
             out = self._framing.body(data)
             if not more:
                 out += self._framing.end()
@@ -226,13 +232,13 @@ class HTTPCycle:
                 )
                 self.connection.close()
         if self.response_complete and self.connection.access_log:
-            access_logger.info(
-                '%s - "%s %s HTTP/%s" %d',
-                _client(self.scope),
-                self.request.method,
-                self.request.target.decode("latin-1"),
-                self.request.http_version,
+            log_request(
+                self.scope,
+                self.request,
                 self.status,
+                self.response_headers,
+                self.sent,
+                self.began,
             )
 
     def _app_failed(self, exc: BaseException) -> None:
@@ -265,8 +271,3 @@ class HTTPCycle:
 
     def _label(self) -> str:
         return f"{self.request.method} {self.request.target.decode('latin-1')}"
-
-
-def _client(scope: Scope) -> str:
-    client: Any = scope.get("client")
-    return f"{client[0]}:{client[1]}" if client else "-"

@@ -15,11 +15,14 @@ them): ``keepalive``, ``graceful_timeout``, ``limit_request_line`` (→ 414),
 ``backlog``, ``max_requests`` (with gunicorn's jitter) and the TLS files and options. One the
 user left at gunicorn's default leaves ours at our default (gunicorn's 2 s keep-alive is not
 asked for), except the trusted proxies, which gunicorn reads from ``$FORWARDED_ALLOW_IPS``.
+Our log lines go through gunicorn's loggers: access lines to ``--access-logfile`` in
+``--access-logformat``, the rest to ``--error-logfile`` at gunicorn's ``--log-level``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 from typing import Any
@@ -28,6 +31,7 @@ from gunicorn.workers.base import Worker as GunicornWorker
 
 from wsgi2asgi.exceptions import ConfigError
 from wsgi2asgi.server.config import Config, settings
+from wsgi2asgi.server.logs import ForwardHandler
 from wsgi2asgi.server.main import Server
 
 __all__ = ["Worker", "gunicorn_options"]
@@ -44,19 +48,33 @@ class Worker(GunicornWorker):  # type: ignore[misc]
         signal.signal(signal.SIGUSR1, lambda *_: self.log.reopen_files())
 
     def run(self) -> None:
+        self._route_logs()
         asyncio.run(self._serve())
+
+    def _route_logs(self) -> None:
+        """Our lines go where gunicorn's go: ``wsgi2asgi.access`` to its access log
+        (``--access-logfile``, in ``--access-logformat``), the others to its error log
+        (``--error-logfile``, at its ``--log-level``); files reopen on SIGUSR1 with its own."""
+        error_log = getattr(self.log, "error_log", None)
+        access_log = getattr(self.log, "access_log", None)
+        if not isinstance(error_log, logging.Logger) or not isinstance(access_log, logging.Logger):
+            return  # a custom logger_class without gunicorn's two loggers: leave ours alone
+        ours = logging.getLogger("wsgi2asgi")
+        ours.handlers[:] = [ForwardHandler(error_log)]
+        ours.setLevel(error_log.getEffectiveLevel())
+        ours.propagate = False
+        access = logging.getLogger("wsgi2asgi.access")
+        access.handlers[:] = [ForwardHandler(access_log, self.cfg.access_log_format)]
+        access.setLevel(logging.INFO)
+        access.propagate = False
 
     def _config(self) -> Config:
         options = gunicorn_options(self.cfg)
         if "limit_max_requests" in options:
             # gunicorn's --max-requests with its jitter, already added by the base worker.
             options["limit_max_requests"] = int(self.max_requests)
-        return Config(
-            app=self.wsgi,
-            multiprocess=int(self.cfg.workers) > 1,
-            access_log=False,
-            **options,
-        )
+        options["access_log"] = bool(getattr(self.log, "access_log_enabled", self.cfg.accesslog))
+        return Config(app=self.wsgi, multiprocess=int(self.cfg.workers) > 1, **options)
 
     async def _serve(self) -> None:
         server = Server(self._config())

@@ -36,6 +36,7 @@ from wsgi2asgi.server.binding import bind_config
 from wsgi2asgi.server.config import Config
 from wsgi2asgi.server.http11 import Limits
 from wsgi2asgi.server.loading import load
+from wsgi2asgi.server.logs import configure_logging
 from wsgi2asgi.server.state import ServerState
 from wsgi2asgi.server.tcp import HTTPProtocol
 
@@ -340,7 +341,7 @@ def serve(app: Any, **options: Any) -> int:
         ConfigError: invalid options, or an app that cannot be imported.
     """
     config = Config(app=app, **options)
-    _configure_logging(config.log_level)
+    configure_logging(config)
     return run(Server(config))
 
 
@@ -351,13 +352,3 @@ def run(server: Server) -> int:
     except ImportError:  # pragma: no cover - uvloop is optional
         return asyncio.run(server.serve())
     return uvloop.run(server.serve())
-
-
-def _configure_logging(level: str) -> None:
-    numeric = logging.getLevelName(level.upper())
-    if not isinstance(numeric, int):
-        raise ConfigError(f"unknown log level {level!r}")
-    for name in ("wsgi2asgi", "wsgi2asgi.error", "wsgi2asgi.access"):
-        logging.getLogger(name).setLevel(numeric)
-    if not logging.getLogger().handlers:
-        logging.basicConfig(format="%(asctime)s %(levelname)s %(message)s", level=numeric)

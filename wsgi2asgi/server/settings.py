@@ -103,8 +103,9 @@ class Setting:
 
     @property
     def switch(self) -> bool:
-        """An on/off setting: ``--access-log`` / ``--no-access-log``."""
-        return isinstance(self.default, bool)
+        """An on/off setting: ``--access-log`` / ``--no-access-log`` (a ``boolean`` one may
+        default to ``None``, neither: ``--use-colors`` is then decided by the terminal)."""
+        return isinstance(self.default, bool) or self.parse is boolean
 
     @property
     def numeric(self) -> bool:

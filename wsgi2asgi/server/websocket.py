@@ -15,6 +15,8 @@ spec, WebSocket section):
 * permessage-deflate (RFC 7692) is negotiated when the client offers it, unless
   ``--no-ws-per-message-deflate``; compressing and inflating are the library's too, and
   ``ws_max_size`` applies to a message once inflated.
+* Each handshake's outcome is an access line, as uvicorn logs it: ``"WebSocket /ws"
+  [accepted]``, or the status it was answered with (403, a denial's status, 400, 500).
 
 Flow control on input: memory per connection stays bounded whatever the client sends. One
 method, ``_update_reading``, pauses reading from the socket while any of these holds, and
@@ -68,6 +70,7 @@ from wsgi2asgi.exceptions import ASGIContractError, ClientDisconnected
 from wsgi2asgi.server.framing import ResponseFraming, error_response
 from wsgi2asgi.server.http11 import Request
 from wsgi2asgi.server.keepalive import Keepalive
+from wsgi2asgi.server.logs import log_websocket
 
 if TYPE_CHECKING:
     from wsgi2asgi.server.tcp import HTTPProtocol
@@ -158,6 +161,7 @@ class WebSocketSession:
 
     async def run(self, app: ASGIApp) -> None:
         if not self._valid_handshake():
+            self._log(400)
             self.connection.write(error_response(400, "invalid WebSocket handshake"))
             self.connection.close()
             return
@@ -170,6 +174,7 @@ class WebSocketSession:
         except Exception:
             logger.exception("Exception in ASGI application (websocket %s)", self.scope["path"])
             if self.state == "connecting":
+                self._log(500)
                 self.connection.write(error_response(500, "application error"))
             elif self.protocol is not None and self.protocol.state is State.OPEN:
                 self.protocol.send_close(1011, "")
@@ -177,6 +182,7 @@ class WebSocketSession:
         else:
             if self.state == "connecting" and self.denial is None:
                 # ASGI: returning before accepting is a close before accepting → 403.
+                self._log(403)
                 self.connection.write(error_response(403, "WebSocket connection refused"))
             elif self.protocol is not None and self.protocol.state is State.OPEN:
                 self.protocol.send_close(1000, "")
@@ -202,11 +208,13 @@ class WebSocketSession:
             if kind == "websocket.accept":
                 self._accept(message)
             elif kind == "websocket.close":
+                self._log(403)
                 self.connection.write(error_response(403, "WebSocket connection refused"))
                 self.state = "closed"
                 self.close_code = int(message.get("code") or 1000)
                 self.connection.close()
             elif kind == "websocket.http.response.start":
+                self._log(int(message["status"]))
                 self.denial = ResponseFraming(
                     "GET", self.request.http_version, False, self.connection.server_headers
                 )
@@ -255,6 +263,11 @@ class WebSocketSession:
 
     # -- handshake and frames ------------------------------------------------------------------
 
+    def _log(self, status: int) -> None:
+        """The handshake's access line: 101 (``[accepted]``) or the status it was answered."""
+        if self.connection.access_log:
+            log_websocket(self.scope, self.request, status)
+
     def _valid_handshake(self) -> bool:
         headers = dict(self.request.headers)
         # RFC 6455 §4.2.1: a GET over HTTP/1.1, version 13, and a key that "when decoded, is
@@ -291,6 +304,7 @@ class WebSocketSession:
         for name, value in message.get("headers", ()):
             response.headers[bytes(name).decode("latin-1")] = bytes(value).decode("latin-1")
         protocol.send_response(response)
+        self._log(response.status_code)
         self.protocol = protocol
         self._flush()
         if response.status_code != 101:
