@@ -441,6 +441,18 @@ async def test_auto_is_the_default_interface() -> None:
 
 
 @pytest.mark.usefixtures("django_settings")
+def test_wsgi_options_bound_the_sync_path_and_are_refused_by_asgi() -> None:
+    from adapters.django import django_app
+
+    app: Any = django_app(max_threads=3)
+    assert app.handler.sync_app.max_threads == 3
+    with pytest.raises(ValueError, match="interface='asgi'"):
+        django_app(interface="asgi", max_threads=3)
+    with pytest.raises(ValueError, match="'auto', 'asgi' or 'wsgi'"):
+        django_app(interface="both")  # type: ignore[arg-type]
+
+
+@pytest.mark.usefixtures("django_settings")
 async def test_a_sync_view_runs_on_one_thread_in_wsgi_signal_order() -> None:
     loop_thread = threading.get_ident()
     response = await request(mounted("auto", RECORDING), "GET", "/dj/sync")
