@@ -25,7 +25,11 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import hashlib
+import os
+import tempfile
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote
 
@@ -51,7 +55,8 @@ class DjangoApp:
     Args:
         handler: the ASGI app that serves HTTP: Django's ASGIHandler, its WSGIHandler behind
             ``wsgi_to_asgi``, or a ``Dispatcher`` over both.
-        migrate: apply migrations at lifespan startup.
+        migrate: apply migrations at lifespan startup (once for processes that start
+            together: see ``_migration_lock``).
         static: wraps the handler to serve static files (at the first request).
         redirect_bare_prefix: answer the mount point without its slash (``/dj``) with a 308 to
             ``/dj/`` instead of passing it to the handler (for ``ASGIHandler``, which 404s it).
@@ -150,13 +155,51 @@ class DjangoApp:
 
         if self.migrate:
             try:
-                call_command("migrate", interactive=False, verbosity=0)
+                with _migration_lock():
+                    call_command("migrate", interactive=False, verbosity=0)
             except Exception as exc:  # reported to the server as a failed startup
                 return f"migrate failed: {exc!r}"
             finally:
                 _close_connections()
         messages = checks.run_checks(include_deployment_checks=False)
         return "; ".join(str(m) for m in messages if m.is_serious())
+
+
+@contextlib.contextmanager
+def _migration_lock() -> Iterator[None]:
+    """Hold an exclusive lock per set of databases while migrating.
+
+    Server processes that start together (``--workers``, gunicorn ``-w``) each run this
+    lifespan: without it they all migrate a fresh database at once, and all but one fail
+    (``table "auth_permission" already exists``). With it, the first migrates and the others
+    find nothing left to do. The lock is a file in the temporary directory named after the
+    databases; on a system without ``fcntl`` nothing is locked.
+    """
+    from django.conf import settings
+
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    databases = sorted(
+        (
+            alias,
+            str(db.get("ENGINE")),
+            str(db.get("HOST")),
+            str(db.get("PORT")),
+            str(db.get("NAME")),
+        )
+        for alias, db in settings.DATABASES.items()
+    )
+    digest = hashlib.sha256(repr(databases).encode()).hexdigest()[:16]
+    path = os.path.join(tempfile.gettempdir(), f"wsgi2asgi-migrate-{digest}.lock")
+    with open(path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _is_bare_prefix(scope: Scope) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -268,6 +269,27 @@ def test_django_log_lines_are_printed_once(site: Site, client: httpx.Client) -> 
     assert site.server.output.count(f"Not Found: {missing}") == 1, site.server.output
 
 
+def test_workers_start_together_on_a_fresh_database(tmp_path: Path) -> None:
+    # Each worker runs the example's lifespan, which migrates: they used to race, and all but
+    # one failed with 'table "auth_permission" already exists' and were restarted (#14.4).
+    env = dict(os.environ, FLASK_IN_DJANGO_DB=str(tmp_path / "db.sqlite3"), PYTHONUNBUFFERED="1")
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    server = ServerProcess([*server_command(SHIPPED, 0), "--workers", "2"], cwd=ROOT, env=env)
+    try:
+        port = server.port()
+        first, _ = server.wait_for(r"Application startup complete\.")
+        server.wait_for(r"Application startup complete\.", after=first + 1)
+        for _ in range(4):
+            with httpx.Client(timeout=10) as fresh:  # a new connection: either worker
+                assert fresh.get(f"http://127.0.0.1:{port}/").status_code == 200
+    finally:
+        server.process.terminate()
+        status, output = server.finish(timeout=30)
+    assert status == 0, output
+    assert "already exists" not in output and "restarting" not in output, output
+    assert output.count("Application startup complete.") == 2, output
+
+
 def test_lifespan_reaches_every_app_once_in_order(tmp_path: Path) -> None:
     running = start(NESTED, "/outer/inner", tmp_path / "db.sqlite3")
     with httpx.Client(base_url=running.url) as client:
@@ -287,3 +309,44 @@ def test_lifespan_reaches_every_app_once_in_order(tmp_path: Path) -> None:
         ["lifespan", "lifespan.shutdown", "flask"],
         ["lifespan", "lifespan.shutdown.complete", "flask"],
     ]
+
+
+def readme_commands() -> list[str]:
+    """The example README's ``DJANGO_SETTINGS_MODULE=...`` lines, in order."""
+    text = (ROOT / "examples" / "flask_in_django" / "README.md").read_text()
+    return [line for line in text.splitlines() if line.startswith("DJANGO_SETTINGS_MODULE=")]
+
+
+def test_readme_admin_user_steps_work_before_the_first_serve(tmp_path: Path) -> None:
+    # The README's commands, in its order, on a database no server has created yet (#14.4).
+    commands = readme_commands()
+    assert any("createsuperuser" in command for command in commands)
+    env = dict(os.environ, FLASK_IN_DJANGO_DB=str(tmp_path / "db.sqlite3"))
+    env.update(DJANGO_SUPERUSER_PASSWORD="pw-123-example")
+    for command in commands:
+        command = command.replace(".venv/bin/python", shlex.quote(sys.executable))
+        if command.endswith("createsuperuser"):
+            command += " --noinput --username readme --email readme@example.com"
+        done = subprocess.run(
+            command, shell=True, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, f"{command}\n{done.stdout}{done.stderr}"
+    site = start(SHIPPED, "", tmp_path / "db.sqlite3")
+    try:
+        with httpx.Client(base_url=site.url, timeout=10) as client:
+            token = django_token(client, "/admin/login/")
+            form = {"csrfmiddlewaretoken": token, "username": "readme"}
+            form["password"] = "pw-123-example"
+            logged_in = client.post("/admin/login/?next=/admin/", data=form)
+        assert logged_in.status_code == 302, logged_in.text
+        assert logged_in.headers["location"] == "/admin/"
+    finally:
+        site.stop()
+
+
+def test_readme_table_says_who_serves_the_stream() -> None:
+    # test_migrated_route_is_served_by_the_new_app checks the server's side: x-served-by.
+    text = (ROOT / "examples" / "flask_in_django" / "README.md").read_text()
+    row = next(line for line in text.splitlines() if line.startswith("| `/flask/stream` |"))
+    served_by = row.split("|")[2]
+    assert "Starlette" in served_by and "Fallback" in served_by
