@@ -226,3 +226,12 @@ def test_an_app_with_the_wrong_signature_is_refused(
     if interface == "auto":  # mounts are always detected
         with pytest.raises(ConfigError, match=f"cannot serve '{spec}': {message}"):
             load(Config(mounts=[("/m", spec)]))
+
+
+def test_asgi_to_wsgi_refuses_the_same_signatures() -> None:
+    from tests.server.apps.mistakes import four, lonely
+
+    with pytest.raises(TypeError, match=r"lonely\(scope\) is not a WSGI app"):
+        asgi_to_wsgi(lonely)
+    with pytest.raises(TypeError, match=r"missing a required argument: 'extra'"):
+        asgi_to_wsgi(four)

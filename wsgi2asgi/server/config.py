@@ -55,7 +55,8 @@ class Config:
     # -- what to serve ---------------------------------------------------------------------
     app: Any = setting(
         None,
-        "module:attr of a WSGI or ASGI app (or module:factory()); optional with --mount",
+        "module:attr of a WSGI or ASGI app, or module:factory(...) called with literal "
+        "arguments; optional with --mount",
         positional=True,
         metavar="APP",
     )
