@@ -185,6 +185,11 @@ def test_workers_share_the_port_and_a_dead_worker_is_replaced() -> None:
         server.process.send_signal(signal.SIGTERM)
         status, output = server.finish()
     assert status == 0
+    supervisor = re.search(r"Started supervisor process \[(\d+)\]", output)
+    assert supervisor is not None, output
+    stopping = output.index("Shutting down: stopping 2 workers")
+    assert output.index(f"Finished supervisor process [{supervisor[1]}]") > stopping
+    assert output.count("Finished server process") >= 2  # each worker's, before the end
 
 
 def test_workers_retire_after_max_requests_without_losing_one() -> None:

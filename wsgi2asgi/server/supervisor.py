@@ -70,6 +70,7 @@ def supervise(
         return subprocess.Popen(argv, pass_fds=[fd])
 
     with StopSignals(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as stop:
+        logger.info("Started supervisor process [%d]", os.getpid())
         slots = [spawn() for _ in range(workers)]
         started = [time.monotonic()] * workers
         logger.info(
@@ -96,6 +97,7 @@ def supervise(
                     slots[index] = spawn()
                     started[index] = time.monotonic()
         finally:
+            logger.info("Shutting down: stopping %d workers", len(slots))
             for process in slots:
                 if process.poll() is None:
                     process.send_signal(signal.SIGTERM)
@@ -103,6 +105,7 @@ def supervise(
             for process in slots:
                 reap(process, max(0.0, deadline - time.monotonic()))
             sock.close()
+            logger.info("Finished supervisor process [%d]", os.getpid())
     return 0
 
 
