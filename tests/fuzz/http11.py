@@ -6,23 +6,18 @@ OPTIONS), and header names and values that ``wsgi2asgi.headers`` accepts (tokens
 character but tab: llhttp's strict mode enforces it, the parser relies on that); body bytes
 never exceed a declared Content-Length; the same bytes fed in one piece or in several, with or
 without a ``max_requests`` budget (held bytes fed on), give the same events. Response framing
-either refuses a head (``ValueError``) or writes one whose every line is free of bare CR and LF.
+either refuses a head (``ASGIContractError``: the app's mistake) or writes one whose every
+line is free of bare CR and LF.
 """
 
 from __future__ import annotations
 
 import atheris
 
+from wsgi2asgi.exceptions import ASGIContractError, ProtocolError
 from wsgi2asgi.headers import valid_name, valid_value
 from wsgi2asgi.server.framing import ResponseFraming
-from wsgi2asgi.server.http11 import (
-    Body,
-    EndOfMessage,
-    Limits,
-    ProtocolError,
-    Request,
-    RequestParser,
-)
+from wsgi2asgi.server.http11 import Body, EndOfMessage, Limits, Request, RequestParser
 
 LIMITS = Limits(max_target=512, max_header_bytes=2048, max_headers=20, max_body=4096)
 
@@ -98,7 +93,7 @@ def _fuzz_framing(data: bytes) -> None:
     framing = ResponseFraming("GET", "1.1", True, b"wsgi2asgi")
     try:
         head = framing.head(status, headers)
-    except ValueError:
+    except ASGIContractError:
         return
     assert head.endswith(b"\r\n\r\n")
     for line in head[:-4].split(b"\r\n"):

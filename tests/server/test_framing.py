@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from wsgi2asgi.exceptions import ASGIContractError
 from wsgi2asgi.server.framing import ResponseFraming
 
 
@@ -25,12 +26,12 @@ def test_response_framing_http10_is_close_delimited() -> None:
 def test_response_framing_content_length_enforced() -> None:
     framing = ResponseFraming("GET", "1.1", True)
     framing.head(200, [(b"content-length", b"3")])
-    with pytest.raises(ValueError):
+    with pytest.raises(ASGIContractError):
         framing.body(b"abcd")
     short = ResponseFraming("GET", "1.1", True)
     short.head(200, [(b"content-length", b"3")])
     short.body(b"ab")
-    with pytest.raises(ValueError):
+    with pytest.raises(ASGIContractError):
         short.end()
 
 
@@ -46,7 +47,8 @@ def test_response_framing_head_and_204_have_no_body() -> None:
     "headers", [[(b"x", b"a\r\nb")], [(b"bad name", b"v")], [(b"x", b"a\x00")]]
 )
 def test_response_header_injection_is_refused(headers: list[tuple[bytes, bytes]]) -> None:
-    with pytest.raises(ValueError):
+    # The same mistake as under asgi_to_wsgi, the same error: ASGIContractError.
+    with pytest.raises(ASGIContractError):
         ResponseFraming("GET", "1.1", True).head(200, headers)
 
 
@@ -60,3 +62,22 @@ def test_response_header_injection_is_refused(headers: list[tuple[bytes, bytes]]
 )
 def test_status_line_has_the_registered_reason_or_none(status: int, line: bytes) -> None:
     assert ResponseFraming("GET", "1.1", True).head(status, []).startswith(line)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [(b"content-length", b"1"), (b"content-length", b"1")],
+        [(b"content-length", b"one")],
+        [(b"content-length", b"-1")],
+    ],
+)
+def test_a_bad_content_length_is_an_app_mistake(headers: list[tuple[bytes, bytes]]) -> None:
+    with pytest.raises(ASGIContractError):
+        ResponseFraming("GET", "1.1", True).head(200, headers)
+
+
+@pytest.mark.parametrize("status", [0, 99, 1000])
+def test_a_status_out_of_range_is_an_app_mistake(status: int) -> None:
+    with pytest.raises(ASGIContractError, match="invalid status"):
+        ResponseFraming("GET", "1.1", True).head(status, [])

@@ -3,11 +3,14 @@
 Rules this module keeps (RFC 9112 unless noted):
 
 * ``Content-Length`` when the app gives one, and then exactly that many bytes (more or fewer is
-  a ``ValueError``: the connection is closed rather than a short body passed off as whole);
-  else chunked for HTTP/1.1, else close-delimited for HTTP/1.0.
+  an :class:`~wsgi2asgi.exceptions.ASGIContractError`: the connection is closed rather than a
+  short body passed off as whole); else chunked for HTTP/1.1, else close-delimited for HTTP/1.0.
 * ``HEAD`` and 1xx/204/304 responses carry no body (RFC 9110 §6.4.1).
-* A status outside 100-999, or a header name or value that is not valid (CR, LF, NUL or another
-  control character: response splitting), is refused before a byte is written.
+* A status outside 100-999, a header name or value that is not valid (CR, LF, NUL or another
+  control character: response splitting), or a ``Content-Length`` that is not one number, is
+  refused before a byte is written.
+* Every refusal is the app's mistake, and raises the error ``asgi_to_wsgi`` raises for the same
+  one: :class:`~wsgi2asgi.exceptions.ASGIContractError`.
 * ``Transfer-Encoding``, ``Connection`` and ``Date`` are ours; ``Date`` and ``Server`` are added
   (each can be turned off), and the ``--header`` ones the app's response does not set itself
   (:class:`ServerHeaders`).
@@ -26,6 +29,7 @@ import time
 from email.utils import formatdate
 from http import HTTPStatus
 
+from wsgi2asgi.exceptions import ASGIContractError
 from wsgi2asgi.headers import valid_name, valid_value
 from wsgi2asgi.responses import plain_body, plain_headers
 
@@ -76,10 +80,11 @@ class ResponseFraming:
         """Serialise the status line and headers (``status`` and headers already validated).
 
         Raises:
-            ValueError: an invalid status, header name or value (never sent).
+            ASGIContractError: an invalid status, header name or value, or Content-Length
+                (never sent).
         """
         if not 100 <= status <= 999:
-            raise ValueError(f"invalid status {status}")
+            raise ASGIContractError(f"invalid status {status} in http.response.start")
         if status < 200 or status in (204, 304):
             self.no_body = True
         lines = [_status_line(status)]
@@ -88,13 +93,13 @@ class ResponseFraming:
         app_server = False
         for name, value in headers:
             if not valid_name(name) or not valid_value(value):
-                raise ValueError(f"invalid response header {name!r}")
+                raise ASGIContractError(f"invalid response header {name!r}")
             lower = name.lower()
             if lower == b"content-length":
                 if has_length:
-                    raise ValueError("duplicate Content-Length in the response")
+                    raise ASGIContractError("duplicate Content-Length in the response")
                 has_length = True
-                self.remaining = int(value)
+                self.remaining = _content_length(value)
             elif lower == b"transfer-encoding":
                 continue  # framing is ours
             elif lower == b"connection":
@@ -132,13 +137,13 @@ class ResponseFraming:
         """Frame one body piece.
 
         Raises:
-            ValueError: more bytes than the response's Content-Length.
+            ASGIContractError: more bytes than the response's Content-Length.
         """
         if self.no_body or not data:
             return b""
         if self.remaining is not None:
             if len(data) > self.remaining:
-                raise ValueError("response body longer than its Content-Length")
+                raise ASGIContractError("response body longer than its Content-Length")
             self.remaining -= len(data)
             return data
         if self.chunked:
@@ -149,13 +154,21 @@ class ResponseFraming:
         """Frame the end of the body.
 
         Raises:
-            ValueError: fewer bytes than the response's Content-Length.
+            ASGIContractError: fewer bytes than the response's Content-Length.
         """
         if self.remaining and not self.no_body:
-            raise ValueError("response body shorter than its Content-Length")
+            raise ASGIContractError("response body shorter than its Content-Length")
         if self.chunked and not self.no_body:
             return b"0\r\n\r\n"
         return b""
+
+
+def _content_length(value: bytes) -> int:
+    # RFC 9110 §8.6: "Content-Length = 1*DIGIT" (the field's own whitespace aside).
+    digits = value.strip(b" \t")
+    if not digits.isdigit():
+        raise ASGIContractError(f"invalid Content-Length {value!r} in the response")
+    return int(digits)
 
 
 def _extra_lines(
