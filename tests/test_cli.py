@@ -74,6 +74,8 @@ SAMPLES = {
     "access_log": "false",
     "access_log_format": "%(h)s %(s)s",
     "debug_blocking": "50",
+    "dashboard": "/_wsgi2asgi",
+    "dashboard_token": "a-long-enough-dashboard-token",
     "ssl_keyfile": "key.pem",
     "ssl_certfile": "cert.pem",
     "ssl_keyfile_password": "secret",

@@ -138,6 +138,27 @@ def test_serve_answers_without_extras(fresh: tuple[Path, dict[str, str]], tmp_pa
     assert status == 0, output
 
 
+def test_the_dashboard_page_ships_in_the_wheel(
+    fresh: tuple[Path, dict[str, str]], tmp_path: Path
+) -> None:
+    # Its page, script and style are package data (wsgi2asgi/dashboard/static/), no CDN.
+    bin_dir, env = fresh
+    (tmp_path / "hello.py").write_text(HELLO)
+    command = [str(bin_dir / "wsgi2asgi"), "serve", "hello:app", "--port", "0"]
+    server = ServerProcess(
+        [*command, "--dashboard", "/_w"], cwd=tmp_path, env=dict(env, PYTHONUNBUFFERED="1")
+    )
+    try:
+        base = f"http://127.0.0.1:{server.port()}/_w"
+        answers = [httpx.get(f"{base}/{path}", timeout=10) for path in ("", "static/dashboard.js")]
+    finally:
+        server.process.send_signal(signal.SIGTERM)
+        status, output = server.finish()
+    assert [a.status_code for a in answers] == [200, 200], output
+    assert "migration dashboard" in answers[0].text and "api/live" in answers[1].text
+    assert status == 0, output
+
+
 def test_adapters_are_typed_for_users(fresh: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
     # The dev venv's mypy, reading the packages installed in the fresh venv (PEP 561).
     bin_dir, env = fresh

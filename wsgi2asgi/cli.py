@@ -156,7 +156,12 @@ def _run_serve(args: argparse.Namespace) -> int:
     from wsgi2asgi.server import serve
 
     options = {field.name: getattr(config, field.name) for field in dataclasses.fields(config)}
-    return serve(options.pop("app"), **options)
+    wrap_app = None
+    if config.dashboard is not None:  # the dashboard is a tool: the server cannot import it
+        from wsgi2asgi.dashboard import server_wrapper
+
+        wrap_app = server_wrapper(config.dashboard, config.dashboard_token)
+    return serve(options.pop("app"), wrap_app=wrap_app, **options)
 
 
 def _run_with_reload(config: Config, argv: Sequence[str]) -> int:

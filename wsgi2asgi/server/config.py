@@ -340,6 +340,19 @@ class Config:
         shown_default="off",
         doc="(see `docs/tools.md`)",
     )
+    dashboard: str | None = setting(
+        None,
+        "serve the migration dashboard at PATH, to this machine only unless --dashboard-token",
+        metavar="PATH",
+        shown_default="off",
+        doc="(see `docs/dashboard.md`)",
+    )
+    dashboard_token: str | None = setting(
+        None,
+        "let other machines see the dashboard with this secret of 16 characters or more",
+        metavar="TOKEN",
+        doc="(prefer the environment variable: a flag shows in `ps`)",
+    )
     # -- TLS -------------------------------------------------------------------------------
     ssl_keyfile: str | None = setting(
         None, "serve HTTPS (TLS 1.2+) with this private key (PEM)", metavar="PATH",
@@ -379,6 +392,7 @@ class Config:
         _check_mounts(self)
         _check_limits(self)
         _check_tls(self)
+        _check_dashboard(self)
         for address in self.forwarded_allow_ips:
             if address == "*":
                 continue
@@ -486,3 +500,20 @@ def _check_tls(config: Config) -> None:
         raise ConfigError("--ssl-ca-certs and --ssl-cert-reqs need --ssl-certfile")
     if config.ssl_cert_reqs and config.ssl_ca_certs is None:
         raise ConfigError("--ssl-cert-reqs needs --ssl-ca-certs (the CAs to check clients by)")
+
+
+def _check_dashboard(config: Config) -> None:
+    if config.dashboard is not None:
+        try:
+            path = mount_prefix(config.dashboard)
+        except ValueError as exc:
+            raise ConfigError(f"--dashboard {config.dashboard!r}: {exc}") from None
+        if not path:
+            raise ConfigError("--dashboard needs a path of its own, not the root (/_wsgi2asgi)")
+        if any(mount_prefix(prefix) == path for prefix, _ in config.mounts):
+            raise ConfigError(f"--dashboard {path} is also a --mount prefix: one is never reached")
+    if config.dashboard_token is not None and len(config.dashboard_token) < 16:
+        raise ConfigError(
+            "--dashboard-token must be at least 16 characters "
+            "(python -c 'import secrets; print(secrets.token_urlsafe())')"
+        )

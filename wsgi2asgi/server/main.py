@@ -27,6 +27,7 @@ import signal
 import socket
 import ssl
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from wsgi2asgi.exceptions import ConfigError
@@ -39,10 +40,10 @@ from wsgi2asgi.server.loading import load
 from wsgi2asgi.server.logs import configure_logging
 from wsgi2asgi.server.state import ServerState
 from wsgi2asgi.server.tcp import HTTPProtocol
+from wsgi2asgi.typing import ASGIApp
 
 if TYPE_CHECKING:
     from wsgi2asgi.blocking import BlockingDetector
-    from wsgi2asgi.typing import ASGIApp
 
 __all__ = ["EXIT_STARTUP_FAILED", "SHUTDOWN_GRACE", "Server", "serve"]
 
@@ -54,6 +55,11 @@ EXIT_STARTUP_FAILED = 3
 #: that their clients are gone (a WSGI response's ``close()`` to run); then they are cancelled.
 SHUTDOWN_GRACE = 1.0
 
+#: Wraps the loaded app before it is served, given the blocking-call detector (``None`` when
+#: off); how ``wsgi2asgi serve --dashboard`` adds the dashboard, which lives in a later layer
+#: than the server (``docs/architecture.md``).
+AppWrapper = Callable[[ASGIApp, "BlockingDetector | None"], ASGIApp]
+
 
 class Server:
     """Run one server process for ``config``.
@@ -62,10 +68,16 @@ class Server:
 
         server = Server(Config(app=app, port=0))
         await server.serve()          # until server.should_exit is set or a signal arrives
+
+    Args:
+        config: the settings.
+        wrap_app: called with the loaded app (and the blocking-call detector); serves what it
+            returns. ``config.dashboard`` needs one (the command line passes the dashboard's).
     """
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, *, wrap_app: AppWrapper | None = None) -> None:
         self.config = config
+        self.wrap_app = wrap_app
         self.should_exit = asyncio.Event()
         self.started = asyncio.Event()
         self.state: ServerState | None = None
@@ -128,13 +140,24 @@ class Server:
     def _load(self) -> tuple[ASGIApp, list[tuple[str, str, str]], BlockingDetector | None]:
         """The app to serve, its description, and the blocking-call detector if asked for."""
         config = self.config
+        if config.dashboard is not None and self.wrap_app is None:
+            raise ConfigError(
+                "--dashboard is added by `wsgi2asgi serve`; from Python, wrap the app in "
+                "wsgi2asgi.dashboard.WithDashboard (docs/dashboard.md)"
+            )
         app, described = load(config)
-        if config.debug_blocking is None:
-            return app, described, None
-        from wsgi2asgi.blocking import BlockingDetectorMiddleware, install
+        detector = None
+        if config.debug_blocking is not None:
+            from wsgi2asgi.blocking import install
 
-        detector = install(asyncio.get_running_loop(), config.debug_blocking)
-        logger.info("blocking-call detector on: threshold %s ms", config.debug_blocking)
+            detector = install(asyncio.get_running_loop(), config.debug_blocking)
+            logger.info("blocking-call detector on: threshold %s ms", config.debug_blocking)
+        if self.wrap_app is not None:
+            app = self.wrap_app(app, detector)
+        if detector is None:
+            return app, described, None
+        from wsgi2asgi.blocking import BlockingDetectorMiddleware
+
         return BlockingDetectorMiddleware(app), described, detector
 
     def _state(self, app: ASGIApp) -> ServerState:
@@ -326,7 +349,7 @@ def _url(sock: socket.socket, config: Config) -> str:
     return f"{scheme}://{host}:{port}"
 
 
-def serve(app: Any, **options: Any) -> int:
+def serve(app: Any, *, wrap_app: AppWrapper | None = None, **options: Any) -> int:
     """Serve ``app`` (a callable or ``"module:attr"``) until SIGINT/SIGTERM; return the status.
 
     Example::
@@ -335,6 +358,7 @@ def serve(app: Any, **options: Any) -> int:
 
     Args:
         app: the app, or ``None`` with ``mounts=[(prefix, app), ...]``.
+        wrap_app: what wraps the loaded app (see :class:`Server`).
         **options: any :class:`~wsgi2asgi.server.config.Config` field.
 
     Raises:
@@ -342,7 +366,7 @@ def serve(app: Any, **options: Any) -> int:
     """
     config = Config(app=app, **options)
     configure_logging(config)
-    return run(Server(config))
+    return run(Server(config, wrap_app=wrap_app))
 
 
 def run(server: Server) -> int:

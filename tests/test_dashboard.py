@@ -1,0 +1,670 @@
+"""``wsgi2asgi.dashboard``: the migration page, its JSON and live WebSocket, who may see it, the
+``serve --dashboard`` flag, and the page itself in a real headless Chromium."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.apps_tools import dashboard_site
+from tests.loopback import ServerProcess, wait_until
+from tests.server.conftest import start_server
+from wsgi2asgi.blocking import BlockingDetector, BlockingDetectorMiddleware
+from wsgi2asgi.dashboard import Dashboard, RouteMatcher, WithDashboard
+from wsgi2asgi.exceptions import ConfigError, WebSocketRejected
+from wsgi2asgi.inventory import RouteInfo
+from wsgi2asgi.server.config import Config
+from wsgi2asgi.server.main import Server
+from wsgi2asgi.testing import TestClient
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKEN = "a-long-enough-dashboard-token"
+LOCAL = "http://127.0.0.1:8000"
+CHANGE = {"X-Wsgi2asgi-Dashboard": "1"}
+
+
+def served() -> tuple[WithDashboard, Any]:
+    """The example composite with its dashboard at ``/_wsgi2asgi``, and the bare composite."""
+    app = dashboard_site.create_app()
+    return WithDashboard(app, "/_wsgi2asgi", token=TOKEN), app
+
+
+@pytest.fixture
+def client() -> Iterator[TestClient]:
+    with TestClient(served()[0], base_url=LOCAL) as client:
+        yield client
+
+
+def snapshot(client: TestClient) -> dict[str, Any]:
+    response = client.get("/_wsgi2asgi/api/snapshot")
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+def row(snap: dict[str, Any], path: str) -> dict[str, Any]:
+    return next(r for r in snap["routes"] if r["path"] == path)
+
+
+# -- the route table and the counters -------------------------------------------------------
+
+
+def test_snapshot_lists_every_route_with_framework_mode_and_who_answers(
+    client: TestClient,
+) -> None:
+    snap = snapshot(client)
+    table = {r["path"]: (r["framework"], r["is_async"], r["kind"]) for r in snap["routes"]}
+    assert table["/legacy/users/<int:id>"] == ("flask", False, "http")
+    assert table["/api/items/{id:int}"] == ("starlette", True, "http")
+    assert table["/api/report"] == ("starlette", False, "http")
+    assert table["/api/ws"] == ("starlette", True, "websocket")
+    assert table["/canary/*"] == ("asgi", True, "mount")
+    assert not any(r["path"].startswith("/_wsgi2asgi") for r in snap["routes"])
+
+
+def test_requests_are_counted_under_their_route_template(client: TestClient) -> None:
+    for path in ("/legacy/users/7", "/legacy/users/8", "/api/items/3", "/api/report"):
+        assert client.get(path).status_code == 200
+    assert client.get("/legacy/fail").status_code == 500
+    assert client.get("/canary/checkout", headers={"x-user": "ann"}).status_code == 200
+    assert client.get("/nowhere").status_code == 404
+    with client.websocket_connect("/api/ws") as ws:
+        ws.send_text("hi")
+        assert ws.receive_text() == "hi"
+    snap = snapshot(client)
+    users = row(snap, "/legacy/users/<int:id>")
+    assert users["requests"] == 2 and users["errors"] == 0
+    assert users["latency_ms"]["p50"] > 0
+    assert row(snap, "/legacy/fail")["errors"] == 1
+    assert row(snap, "/canary/*")["requests"] == 1  # an app it cannot look inside: its prefix
+    assert row(snap, "/api/ws")["websockets"] == 1
+    assert snap["other"]["requests"] == 1  # /nowhere
+    assert snap["totals"]["requests"] == 8  # the dashboard's own requests are not counted
+
+
+def test_the_timeline_counts_async_and_sync_requests_per_second(client: TestClient) -> None:
+    for _ in range(3):
+        client.get("/api/items/1")  # async
+    client.get("/legacy/users/1")  # sync
+    client.get("/nowhere")  # no route: neither
+    seconds = snapshot(client)["timeline"]
+    assert sum(s[1] for s in seconds) == 5
+    assert (sum(s[2] for s in seconds), sum(s[3] for s in seconds)) == (3, 1)
+    assert all(abs(s[0] - time.time()) < 60 for s in seconds)  # wall-clock seconds
+
+
+def test_the_route_matcher_reads_flask_starlette_and_django_templates() -> None:
+    routes = [
+        RouteInfo("/f/users/<int:id>", ("GET",), "flask", "user", False),
+        RouteInfo("/f/items", ("GET",), "flask", "items", False),
+        RouteInfo("/f/items", ("POST",), "flask", "create", True),
+        RouteInfo("/s/files/{rest:path}", ("GET",), "starlette", "files", True),
+        RouteInfo("/d/blog/^(?P<year>[0-9]{4})/$", ("*",), "django", "blog:article", False),
+        RouteInfo("/d/notes/<slug:slug>/", ("*",), "django", "note", False),
+        RouteInfo("/opaque/*", (), "asgi", "raw", True, "mount"),
+        RouteInfo("/*", (), "wsgi", "site", False, "mount"),
+    ]
+    matcher = RouteMatcher(routes)
+    found = {
+        ("GET", "/f/users/12"): 0,
+        ("GET", "/f/users/me"): len(routes) - 1,  # <int:...> takes digits only: the root mount
+        ("GET", "/f/items"): 1,
+        ("POST", "/f/items"): 2,  # the rule for that method
+        ("HEAD", "/f/items"): 1,
+        ("GET", "/s/files/a/b/c.txt"): 3,
+        ("GET", "/d/blog/2024/"): 4,
+        ("GET", "/d/notes/hello-world/"): 5,
+        ("GET", "/opaque/deep/path"): 6,
+        ("GET", "/opaque"): 6,
+        ("GET", "/opaquer"): 7,
+    }
+    assert {key: matcher.match(*key) for key in found} == found
+    assert RouteMatcher(routes[:2]).match("GET", "/elsewhere") == 2  # other
+
+
+# -- Shadow, Split, blocking calls -----------------------------------------------------------
+
+
+def test_shadow_differences_are_shown_with_their_diff(client: TestClient) -> None:
+    assert client.get("/legacy/hello").text == "hello\nworld\n"
+    assert wait_until(lambda: snapshot(client)["shadows"][0]["different"] == 1)
+    (shadow,) = snapshot(client)["shadows"]
+    assert shadow["where"] == "/legacy"
+    (difference,) = shadow["differences"]
+    assert difference["route"] == "GET /legacy/hello"
+    assert "-world" in difference["diff"] and "+planet" in difference["diff"]
+    assert difference["problems"] == ["body differs"]
+
+
+def test_split_arms_are_shown_and_the_percentage_changes_with_a_post(client: TestClient) -> None:
+    for user in ("ann", "bob", "cy", "dee"):
+        client.get("/canary/checkout", headers={"x-user": user})
+    (split,) = snapshot(client)["splits"]
+    assert split["where"] == "/canary" and split["percent"] == 50.0
+    arms = split["arms"]
+    assert arms["migrated"]["requests"] + arms["legacy"]["requests"] == 4
+    response = client.post("/_wsgi2asgi/api/splits/0", json={"percent": 12.5}, headers=CHANGE)
+    assert response.status_code == 200, response.text
+    assert response.json()["percent"] == 12.5
+    assert snapshot(client)["splits"][0]["percent"] == 12.5
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "status"),
+    [
+        ({}, {"percent": 5}, 403),  # no custom header: what a form on another site could send
+        ({**CHANGE, "Origin": "http://evil.example"}, {"percent": 5}, 403),
+        ({**CHANGE, "Origin": "http://127.0.0.1:9999"}, {"percent": 5}, 403),  # another port
+        ({**CHANGE, "Origin": LOCAL}, {"percent": 5}, 200),
+        (CHANGE, {"percent": 101}, 400),
+        (CHANGE, {"percent": "ten"}, 400),
+        (CHANGE, {"share": 5}, 400),
+    ],
+)
+def test_a_percentage_change_must_be_same_origin_and_valid(
+    client: TestClient, headers: dict[str, str], body: dict[str, Any], status: int
+) -> None:
+    response = client.post("/_wsgi2asgi/api/splits/0", json=body, headers=headers)
+    assert response.status_code == status, response.text
+    expected = 5.0 if status == 200 else 50.0
+    assert snapshot(client)["splits"][0]["percent"] == expected
+
+
+def test_a_change_to_a_split_that_does_not_exist_is_404(client: TestClient) -> None:
+    for number in ("3", "x"):
+        url = f"/_wsgi2asgi/api/splits/{number}"
+        assert client.post(url, json={"percent": 1}, headers=CHANGE).status_code == 404
+    assert client.put("/_wsgi2asgi/api/splits/0", json={"percent": 1}).status_code == 405
+
+
+async def test_blocking_episodes_are_shown_with_their_stack() -> None:
+    app = dashboard_site.create_app()
+    with BlockingDetector(threshold=0.05) as detector:
+        dashboard = Dashboard(app, blocking=detector)
+        served = BlockingDetectorMiddleware(dashboard.counted)
+        scope = {"type": "http", "method": "GET", "path": "/api/block", "headers": []}
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        await served(scope, receive, send)
+        deadline = time.monotonic() + 5
+        while detector.count == 0 and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)  # the watchdog closes the episode on its next look
+    report = dashboard.snapshot()["blocking"]
+    assert report["count"] == 1 and report["threshold_ms"] == 50
+    (episode,) = report["episodes"]
+    assert episode["request"] == "GET /api/block"
+    assert "time.sleep(BLOCK_SECONDS)" in episode["stack"]
+    assert episode["duration_ms"] >= 100
+    assert Dashboard(app).snapshot()["blocking"] is None  # off: the page says how to turn it on
+
+
+# -- the page and the live updates -----------------------------------------------------------
+
+
+def test_the_page_and_its_files_are_served_with_a_strict_policy(client: TestClient) -> None:
+    page = client.get("/_wsgi2asgi/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert '<script src="static/dashboard.js"' in page.text
+    policy = page.headers["content-security-policy"]
+    assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
+    assert page.headers["cache-control"] == "no-store"
+    script = client.get("/_wsgi2asgi/static/dashboard.js")
+    assert script.status_code == 200 and "api/live" in script.text
+    assert script.headers["content-type"].startswith("text/javascript")
+    assert client.get("/_wsgi2asgi/static/dashboard.css").status_code == 200
+    assert client.get("/_wsgi2asgi/static/../app.py").status_code == 404
+    assert client.get("/_wsgi2asgi/nothing").status_code == 404
+    bare = client.get("/_wsgi2asgi", follow_redirects=False)
+    assert (bare.status_code, bare.headers["location"]) == (303, "/_wsgi2asgi/")
+    assert client.head("/_wsgi2asgi/").content == b""
+
+
+def test_the_live_websocket_sends_a_snapshot_every_interval() -> None:
+    app = dashboard_site.create_app()
+    with TestClient(WithDashboard(app, interval=0.05), base_url=LOCAL) as client:
+        with client.websocket_connect("/_wsgi2asgi/api/live") as live:
+            first = json.loads(live.receive_text())
+            client.get("/api/items/1")
+            second = json.loads(live.receive_text())
+            while second["totals"]["requests"] == 0:  # one may have been built before the GET
+                second = json.loads(live.receive_text())
+    assert first["totals"]["requests"] == 0
+    assert row(second, "/api/items/{id:int}")["requests"] == 1
+
+
+def test_a_websocket_from_another_site_is_refused(client: TestClient) -> None:
+    with pytest.raises(WebSocketRejected) as refused:
+        with client.websocket_connect(
+            "/_wsgi2asgi/api/live", headers={"Origin": "http://evil.example"}
+        ):
+            pass
+    assert refused.value.status == 403
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_an_open_page_does_not_hold_the_servers_graceful_shutdown(loop: str) -> None:
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect
+
+    app = WithDashboard(dashboard_site.create_app(), interval=0.05)
+    running = start_server(app, loop=loop, timeout_graceful_shutdown=30)
+    try:
+        url = f"ws://127.0.0.1:{running.port}/_wsgi2asgi/api/live"
+        with connect(url, open_timeout=10) as live:
+            assert "routes" in json.loads(live.recv(timeout=10))
+            started = time.monotonic()
+            running.loop.call_soon_threadsafe(running.server.should_exit.set)
+            with pytest.raises(ConnectionClosed) as closed:
+                while True:
+                    live.recv(timeout=10)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
+    finally:
+        assert running.stop() == 0
+    assert time.monotonic() - started < 10  # not the 30 s a never-ending response would take
+
+
+# -- who may see it ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/", "/api/snapshot", "/static/dashboard.js"])
+def test_a_client_of_another_machine_without_the_token_gets_403(path: str) -> None:
+    app, _ = served()
+    with TestClient(app, base_url=LOCAL, client=("203.0.113.7", 40000)) as client:
+        response = client.get("/_wsgi2asgi" + path)
+        assert response.status_code == 403
+        assert "token" in response.text
+        assert client.get("/api/items/1").status_code == 200  # the app itself is not guarded
+        with pytest.raises(WebSocketRejected):
+            with client.websocket_connect("/_wsgi2asgi/api/live"):
+                pass
+
+
+def test_without_a_token_the_dashboard_is_for_this_machine_only() -> None:
+    app = WithDashboard(dashboard_site.create_app())
+    with TestClient(app, base_url=LOCAL, client=("203.0.113.7", 40000)) as client:
+        response = client.get("/_wsgi2asgi/api/snapshot", params={"token": "x" * 20})
+        assert response.status_code == 403 and "--dashboard-token" in response.text
+    with TestClient(app, base_url="http://localhost:8000", client=("::1", 40000)) as client:
+        assert client.get("/_wsgi2asgi/api/snapshot").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "offer",
+    [
+        {"headers": {"Authorization": f"Bearer {TOKEN}"}},
+        {"cookies": {"wsgi2asgi_dashboard": TOKEN}},
+        {"params": {"token": TOKEN}},
+    ],
+)
+def test_the_token_lets_another_machine_in(offer: dict[str, Any]) -> None:
+    app, _ = served()
+    with TestClient(app, base_url="http://dash.example", client=("203.0.113.7", 1)) as client:
+        client.cookies.update(offer.pop("cookies", {}))
+        assert client.get("/_wsgi2asgi/api/snapshot", **offer).status_code == 200
+
+
+def test_the_token_in_the_address_becomes_a_strict_cookie_and_leaves_the_address() -> None:
+    app, _ = served()
+    with TestClient(app, base_url="https://dash.example", client=("203.0.113.7", 1)) as client:
+        response = client.get("/_wsgi2asgi/", params={"token": TOKEN}, follow_redirects=False)
+        assert (response.status_code, response.headers["location"]) == (303, "/_wsgi2asgi/")
+        cookie = response.headers["set-cookie"]
+        assert cookie.startswith(f"wsgi2asgi_dashboard={TOKEN};")
+        for attribute in ("Path=/_wsgi2asgi/", "HttpOnly", "SameSite=Strict", "Secure"):
+            assert attribute in cookie
+        assert client.get("/_wsgi2asgi/").status_code == 200  # the cookie now
+        assert client.get("/_wsgi2asgi/api/snapshot").status_code == 200
+        assert client.get("/_wsgi2asgi/", params={"token": TOKEN + "x"}).status_code == 200
+        client.cookies.clear()
+        assert client.get("/_wsgi2asgi/", params={"token": TOKEN + "x"}).status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("base_url", "headers"),
+    [
+        ("http://attacker.example:8000", {}),  # DNS rebinding: a loopback client, a foreign name
+        (LOCAL, {"X-Forwarded-For": "203.0.113.7"}),  # a proxy on this machine
+        (LOCAL, {"Forwarded": "for=203.0.113.7"}),
+        (LOCAL, {"X-Real-IP": "203.0.113.7"}),
+    ],
+)
+def test_a_loopback_client_is_not_local_behind_a_proxy_or_a_foreign_name(
+    base_url: str, headers: dict[str, str]
+) -> None:
+    app, _ = served()
+    with TestClient(app, base_url=base_url) as client:
+        assert client.get("/_wsgi2asgi/api/snapshot", headers=headers).status_code == 403
+
+
+def test_a_short_token_or_the_root_as_path_is_refused() -> None:
+    with pytest.raises(ValueError, match="at least 16 characters"):
+        Dashboard(dashboard_site.create_app(), token="short")
+    with pytest.raises(ValueError, match="not the root"):
+        WithDashboard(dashboard_site.create_app(), "/")
+
+
+# -- serve --dashboard ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"dashboard": "/"}, "--dashboard needs a path of its own"),
+        ({"dashboard": "x"}, "--dashboard"),
+        ({"dashboard": "/_w", "mounts": (("/_w", "m:a"),)}, "--dashboard /_w is also"),
+        ({"dashboard": "/_w", "dashboard_token": "short"}, "at least 16 characters"),
+    ],
+)
+def test_dashboard_settings_mistakes_are_one_line(options: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Config(app="m:app", **options)
+
+
+async def test_a_server_asked_for_a_dashboard_it_cannot_add_says_so() -> None:
+    server = Server(Config(app=dashboard_site.app, dashboard="/_w", port=0))
+    with pytest.raises(ConfigError, match="wsgi2asgi serve"):
+        await server.serve(sockets=[])
+
+
+def local_address() -> str | None:
+    """An address of this machine that is not the loopback (the route out), if there is one."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # no packet is sent: this only picks a route
+        except OSError:
+            return None
+        address = str(probe.getsockname()[0])
+    return None if address.startswith("127.") or address == "0.0.0.0" else address
+
+
+def serve_command(*flags: str, **env: str) -> ServerProcess:
+    command = [sys.executable, "-m", "wsgi2asgi", "serve", "tests.apps_tools.dashboard_site:app"]
+    environ = dict(os.environ, PYTHONUNBUFFERED="1", **env)
+    return ServerProcess([*command, *flags], cwd=ROOT, env=environ)
+
+
+def stop(server: ServerProcess) -> str:
+    server.process.terminate()
+    status, output = server.finish()
+    assert status == 0, output
+    return output
+
+
+def test_serve_dashboard_answers_this_machine_and_refuses_others_without_the_token() -> None:
+    server = serve_command("--host", "0.0.0.0", "--port", "0", "--dashboard", "/_wsgi2asgi")
+    try:
+        port = server.port()
+        page = httpx.get(f"http://127.0.0.1:{port}/_wsgi2asgi/", timeout=10)
+        assert page.status_code == 200 and "migration dashboard" in page.text
+        address = local_address()
+        if address is not None:  # the same server, reached from a non-loopback address
+            response = httpx.get(f"http://{address}:{port}/_wsgi2asgi/api/snapshot", timeout=10)
+            assert response.status_code == 403
+            assert httpx.get(f"http://{address}:{port}/api/items/1", timeout=10).status_code == 200
+    finally:
+        output = stop(server)
+    assert "dashboard at /_wsgi2asgi/ (this machine only)" in output
+
+
+def test_serve_dashboard_token_from_the_environment_lets_others_in() -> None:
+    address = local_address() or "127.0.0.1"
+    flags = ("--host", address, "--port", "0", "--dashboard", "/_w")
+    server = serve_command(*flags, WSGI2ASGI_DASHBOARD_TOKEN=TOKEN)
+    try:
+        port = server.port()
+        url = f"http://{address}:{port}/_w/api/snapshot"
+        headers = {"Host": "dash.example", "Authorization": f"Bearer {TOKEN}"}
+        assert httpx.get(url, headers=headers, timeout=10).status_code == 200
+        assert httpx.get(url, headers={"Host": "dash.example"}, timeout=10).status_code == 403
+    finally:
+        stop(server)
+
+
+def test_serve_has_no_dashboard_unless_asked() -> None:
+    server = serve_command("--port", "0")
+    try:
+        port = server.port()
+        assert httpx.get(f"http://127.0.0.1:{port}/_wsgi2asgi/", timeout=10).status_code == 404
+    finally:
+        stop(server)
+
+
+# -- the page in a real browser ---------------------------------------------------------------
+
+
+def test_ci_runs_the_readme_command_which_installs_chromium_before_pytest() -> None:
+    readme = (ROOT / "README.md").read_text()
+    command = next(line for line in readme.splitlines() if "python -m pytest" in line)
+    assert command in (ROOT / ".ci" / "run").read_text().splitlines()
+    chromium_step = "(command -v chromium >/dev/null || (apt-get update -qq && apt-get install"
+    assert chromium_step in command
+    assert command.index(chromium_step) < command.index("python -m pytest")
+
+
+WIDTH, HEIGHT = 1280, 1600
+
+
+def chromium() -> str:
+    """The Chromium to drive; in CI (``CI=true``) a missing one fails the test."""
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        found = shutil.which(name)
+        if found:
+            return found
+    why = "no chromium on PATH: the README's test command installs it (apt-get install chromium)"
+    if os.environ.get("CI") == "true":
+        pytest.fail(why)
+    pytest.skip(why)
+
+
+class DevTools:
+    """A page of a headless Chromium, driven over the DevTools protocol (a WebSocket)."""
+
+    def __init__(self, binary: str, profile: str) -> None:
+        self.process = subprocess.Popen(
+            [
+                binary,
+                "--headless",
+                "--no-sandbox",  # we run as root in CI containers
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--no-first-run",
+                "--hide-scrollbars",
+                f"--user-data-dir={profile}",
+                "--remote-debugging-port=0",
+                "about:blank",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        active = Path(profile) / "DevToolsActivePort"
+        assert wait_until(lambda: active.exists() and active.read_text().count("\n") >= 1, 30)
+        port = int(active.read_text().split()[0])
+        targets = httpx.get(f"http://127.0.0.1:{port}/json/list", timeout=10).json()
+        page = next(t for t in targets if t["type"] == "page")
+        from websockets.sync.client import connect
+
+        self.connection = contextlib.ExitStack()  # websockets 17 wants connect() entered
+        url = page["webSocketDebuggerUrl"]
+        self.socket = self.connection.enter_context(connect(url, max_size=None, open_timeout=10))
+        self.next_id = 0
+        self.events: list[dict[str, Any]] = []
+
+    def call(self, method: str, timeout: float = 30.0, **params: Any) -> dict[str, Any]:
+        """Send a command; return its result (events that arrive first are kept)."""
+        self.next_id += 1
+        self.socket.send(json.dumps({"id": self.next_id, "method": method, "params": params}))
+        message = self.receive(lambda m: m.get("id") == self.next_id, timeout)
+        assert "error" not in message, message
+        return dict(message["result"])
+
+    def receive(self, wanted: Any, timeout: float = 30.0) -> dict[str, Any]:
+        """The first message (already seen, or to come) for which ``wanted`` is true."""
+        for message in self.events:
+            if wanted(message):
+                self.events.remove(message)
+                return message
+        deadline = time.monotonic() + timeout
+        while True:
+            message = json.loads(self.socket.recv(timeout=max(0.1, deadline - time.monotonic())))
+            if wanted(message):
+                return dict(message)
+            self.events.append(message)
+
+    def navigate(self, url: str) -> None:
+        """Open ``url`` and wait for its load event (its deferred script has run)."""
+        self.call("Page.enable")
+        self.call("Page.navigate", url=url)
+        self.receive(lambda m: m.get("method") == "Page.loadEventFired")
+
+    def evaluate(self, expression: str, timeout: float = 30.0) -> Any:
+        result = self.call(
+            "Runtime.evaluate",
+            timeout,
+            expression=expression,
+            awaitPromise=True,
+            returnByValue=True,
+        )
+        assert "exceptionDetails" not in result, result
+        return result["result"].get("value")
+
+    def close(self) -> None:
+        self.connection.close()
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def png_size_and_colours(data: bytes) -> tuple[int, int, int]:
+    """Width, height and the number of distinct pixel colours of an 8-bit RGB(A) PNG."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    chunks, at = {}, 8
+    while at < len(data):
+        size = int.from_bytes(data[at : at + 4], "big")
+        kind = data[at + 4 : at + 8]
+        chunks.setdefault(kind, []).append(data[at + 8 : at + 8 + size])
+        at += 12 + size
+    header = chunks[b"IHDR"][0]
+    width, height = int.from_bytes(header[:4], "big"), int.from_bytes(header[4:8], "big")
+    depth, colour = header[8], header[9]
+    assert depth == 8 and colour in (2, 6), (depth, colour)
+    pixel = 3 if colour == 2 else 4
+    raw = zlib.decompress(b"".join(chunks[b"IDAT"]))
+    stride = width * pixel
+    previous = bytearray(stride)
+    colours: set[bytes] = set()
+    for y in range(height):  # undo the PNG filters (RFC 2083 §6) line by line
+        at = y * (stride + 1)
+        kind, line = raw[at], bytearray(raw[at + 1 : at + 1 + stride])
+        for x in range(stride):
+            left = line[x - pixel] if x >= pixel else 0
+            up, corner = previous[x], previous[x - pixel] if x >= pixel else 0
+            if kind == 1:
+                line[x] = (line[x] + left) & 0xFF
+            elif kind == 2:
+                line[x] = (line[x] + up) & 0xFF
+            elif kind == 3:
+                line[x] = (line[x] + (left + up) // 2) & 0xFF
+            elif kind == 4:
+                estimate = left + up - corner
+                pa, pb, pc = abs(estimate - left), abs(estimate - up), abs(estimate - corner)
+                best = left if pa <= pb and pa <= pc else up if pb <= pc else corner
+                line[x] = (line[x] + best) & 0xFF
+        if y % 4 == 0:  # every fourth line is plenty to tell a page from a blank
+            colours.update(bytes(line[i : i + pixel]) for i in range(0, stride, pixel * 2))
+        previous = line
+    return width, height, len(colours)
+
+
+#: Resolves once the page has drawn ``n`` live updates (its script fires ``dashboard:update``).
+UPDATES = """new Promise((resolve, reject) => {
+  const done = () => Number(document.body.dataset.updates || 0) >= %d;
+  if (done()) return resolve(true);
+  document.addEventListener("dashboard:update", () => done() && resolve(true));
+  setTimeout(() => reject(new Error("no live update within 20 s")), 20000);
+})"""
+
+DOM = """(() => {
+  const path = (id, cls) => document.querySelector(`#${id} svg path.${cls}`);
+  return {
+    rows: [...document.querySelectorAll("#routes tbody tr")].map((tr) => tr.cells[0].textContent),
+    requests: document.getElementById("total-requests").textContent,
+    share: document.getElementById("async-share").textContent,
+    traffic: (path("chart-traffic", "area-async") || {getAttribute: () => ""}).getAttribute("d"),
+    shareLine: (path("chart-share", "line-share") || {getAttribute: () => ""}).getAttribute("d"),
+    status: document.getElementById("status").textContent,
+    splits: document.querySelectorAll("#splits .split input[type=range]").length,
+    differences: document.querySelectorAll("#shadows pre.diff").length,
+    episodes: [...document.querySelectorAll("#blocking details.episode")].map(
+      (e) => [e.querySelector("summary").textContent, e.querySelector("pre.stack").textContent]),
+  };
+})()"""
+
+
+def test_the_page_draws_live_in_a_real_browser(tmp_path: Path) -> None:
+    binary = chromium()
+    server = serve_command("--port", "0", "--dashboard", "/_wsgi2asgi", "--debug-blocking", "50")
+    browser: DevTools | None = None
+    try:
+        base = f"http://127.0.0.1:{server.port()}"
+        with httpx.Client(base_url=base, timeout=10) as http:
+            for n in range(12):
+                http.get(f"/api/items/{n}")
+                http.get(f"/legacy/users/{n}")
+                http.get("/canary/checkout", headers={"x-user": f"user{n}"})
+            http.get("/legacy/hello")  # a Shadow difference
+            http.get("/api/block")  # a blocking call
+            browser = DevTools(binary, tempfile.mkdtemp(dir=tmp_path))
+            browser.call("Emulation.setDeviceMetricsOverride", width=WIDTH, height=HEIGHT,
+                         deviceScaleFactor=1, mobile=False)  # fmt: skip
+            browser.navigate(f"{base}/_wsgi2asgi/")
+            assert browser.evaluate(UPDATES % 1) is True  # the first snapshot drawn
+            http.get("/api/report")  # traffic between two updates
+            assert browser.evaluate(UPDATES % 3) is True  # and two live ones after it
+            dom = browser.evaluate(DOM)
+            shot = base64.b64decode(browser.call("Page.captureScreenshot", format="png")["data"])
+    finally:
+        if browser is not None:
+            browser.close()
+        stop(server)
+    assert "/legacy/users/<int:id>" in dom["rows"] and "/api/items/{id:int}" in dom["rows"]
+    assert dom["status"] == "live"
+    assert int(dom["requests"].replace(",", "")) >= 39
+    assert dom["traffic"].count("L") > 60 and dom["shareLine"].startswith("M")
+    assert dom["share"].endswith("%")
+    assert (dom["splits"], dom["differences"]) == (1, 1)
+    # /api/block's episode (a loaded machine may show others: anything holding the loop)
+    assert any(
+        "GET /api/block" in summary and "time.sleep(BLOCK_SECONDS)" in stack
+        for summary, stack in dom["episodes"]
+    )
+    (tmp_path / "dashboard.png").write_bytes(shot)
+    target = os.environ.get("WSGI2ASGI_DASHBOARD_SCREENSHOT")
+    if target:  # keep it to look at: WSGI2ASGI_DASHBOARD_SCREENSHOT=/tmp/dashboard.png
+        Path(target).write_bytes(shot)
+    width, height, colours = png_size_and_colours(shot)
+    assert (width, height) == (WIDTH, HEIGHT)
+    assert colours > 20  # not a blank page
