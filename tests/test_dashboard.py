@@ -534,6 +534,8 @@ class DevTools:
     def navigate(self, url: str) -> None:
         """Open ``url`` and wait for its load event (its deferred script has run)."""
         self.call("Page.enable")
+        self.call("Runtime.enable")  # its exceptions become events, kept in ``events``
+        self.call("Log.enable")  # and so do the browser's own complaints (CSP violations)
         self.call("Page.navigate", url=url)
         self.receive(lambda m: m.get("method") == "Page.loadEventFired")
 
@@ -623,6 +625,17 @@ DOM = """(() => {
   };
 })()"""
 
+#: Types a percentage into the Split's control, clicks Set, resolves with what the page says.
+SET_PERCENT = """new Promise((resolve, reject) => {
+  const panel = document.querySelector("#splits .split");
+  panel.querySelector("input[type=number]").value = "%d";
+  panel.querySelector("button").click();
+  const note = panel.querySelector(".control .muted");  // "saving…" until the POST answers
+  new MutationObserver(() => note.textContent.startsWith("saving") || resolve(note.textContent))
+    .observe(note, { childList: true, characterData: true, subtree: true });
+  setTimeout(() => reject(new Error("no answer within 10 s")), 10000);
+})"""
+
 
 def test_the_page_draws_live_in_a_real_browser(tmp_path: Path) -> None:
     binary = chromium()
@@ -646,10 +659,24 @@ def test_the_page_draws_live_in_a_real_browser(tmp_path: Path) -> None:
             assert browser.evaluate(UPDATES % 3) is True  # and two live ones after it
             dom = browser.evaluate(DOM)
             shot = base64.b64decode(browser.call("Page.captureScreenshot", format="png")["data"])
+            assert browser.evaluate(SET_PERCENT % 25) == "set to 25 %"  # the Split's control
+            percent = http.get("/_wsgi2asgi/api/snapshot").json()["splits"][0]["percent"]
+            problems = [
+                event
+                for event in browser.events
+                if event.get("method") == "Runtime.exceptionThrown"
+                or (
+                    event.get("method") == "Log.entryAdded"
+                    and event["params"]["entry"]["level"] == "error"
+                    and not event["params"]["entry"].get("url", "").endswith("/favicon.ico")
+                )
+            ]
     finally:
         if browser is not None:
             browser.close()
         stop(server)
+    assert problems == []  # no script error, nothing the page's CSP refused
+    assert percent == 25.0
     assert "/legacy/users/<int:id>" in dom["rows"] and "/api/items/{id:int}" in dom["rows"]
     assert dom["status"] == "live"
     assert int(dom["requests"].replace(",", "")) >= 39
