@@ -11,7 +11,8 @@ Each class is named for who is at fault::
     │   └── TooManyHeaders     more request header lines than the WSGI adapter accepts (400)
     ├── ClientDisconnected     the client went away; the app should stop producing output
     ├── WebSocketRejected      a test client's handshake was refused by the app (has .status)
-    └── WebSocketClosed        the app closed a test client's WebSocket (has .code, .reason)
+    ├── WebSocketClosed        the app closed a test client's WebSocket (has .code, .reason)
+    └── InternalError          a bug in wsgi2asgi: a state machine refused a move (report it)
 
 Programmer mistakes at call sites (a coroutine function given to ``sync_to_async``, an executor
 given with ``thread_sensitive=True``) raise the built-in ``TypeError`` / ``ValueError`` instead.
@@ -28,10 +29,13 @@ Example::
 
 from __future__ import annotations
 
+import enum
+
 __all__ = [
     "ASGIContractError",
     "ClientDisconnected",
     "ConfigError",
+    "InternalError",
     "LifespanFailed",
     "ProtocolError",
     "TooManyHeaders",
@@ -137,3 +141,26 @@ class WebSocketClosed(Wsgi2AsgiError):
         super().__init__(f"WebSocket closed by the app: {code} {reason}".rstrip())
         self.code = code
         self.reason = reason
+
+
+class InternalError(Wsgi2AsgiError):
+    """A bug in wsgi2asgi itself: one of its state machines was asked for a move it forbids.
+
+    The server's state machines (a request's :class:`~wsgi2asgi.server.cycle.HTTPCycle`, a
+    WebSocket session, the request parser) each list their legal moves in one table; any
+    other move raises this, naming the machine and both states, instead of going on in a
+    state nobody designed. Nothing a client or an app does should cause it: please report it.
+
+    Example::
+
+        raise InternalError.illegal_move("HTTPCycle.request_state", old, new)
+        # InternalError: HTTPCycle.request_state: no move from RECEIVED to RECEIVING (a bug ...)
+    """
+
+    @classmethod
+    def illegal_move(cls, machine: str, old: enum.Enum, new: enum.Enum) -> InternalError:
+        """The error for a move from ``old`` to ``new`` that ``machine``'s table does not list."""
+        return cls(
+            f"{machine}: no move from {old.name} to {new.name} "
+            "(a bug in wsgi2asgi: please report it)"
+        )

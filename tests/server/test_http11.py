@@ -6,13 +6,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from wsgi2asgi.exceptions import InternalError, ProtocolError
 from wsgi2asgi.headers import valid_name
 from wsgi2asgi.server.http11 import (
     Body,
     EndOfMessage,
     Event,
     Limits,
-    ProtocolError,
+    ParserState,
     Request,
     RequestParser,
 )
@@ -423,3 +424,55 @@ def test_connect_behind_a_good_request_leaves_that_one_whole() -> None:
     events = parser.feed(GOOD + b"CONNECT / HTTP/1.1\r\nHost: a\r\n\r\n" + SMUGGLED)
     assert requests_and_bodies(events) == [(b"/a%20b?x=1", b"hello")]
     assert parser.failed is not None and parser.failed.status in (400, 405)
+
+
+def test_parser_states_through_a_head_a_body_and_the_next_head() -> None:
+    parser = RequestParser(Limits())
+    assert parser.state is ParserState.IDLE
+    assert parser.feed(b"\r\n") == [] and parser.state is ParserState.IDLE  # a blank line
+    parser.feed(b"POST / HTTP/1.1\r\nHost: h\r\n")
+    assert parser.state is ParserState.HEAD  # what the header deadline watches
+    parser.feed(b"Content-Length: 5\r\n\r\nhe")
+    assert parser.state is ParserState.BODY
+    assert isinstance(parser.feed(b"llo")[-1], EndOfMessage)
+    assert parser.state is ParserState.IDLE
+    parser.feed(b"GET")
+    assert parser.state is ParserState.HEAD
+
+
+def test_parser_states_through_a_chunked_body_and_its_trailers() -> None:
+    parser = RequestParser(Limits())
+    parser.feed(CHUNKED_HEAD + b"3\r\nabc\r\n")
+    assert parser.state is ParserState.BODY
+    parser.feed(b"0\r\nX-Trailer: 1\r\n")
+    assert parser.state is ParserState.TRAILERS
+    assert isinstance(parser.feed(b"\r\n")[-1], EndOfMessage)
+    assert parser.state is ParserState.IDLE
+
+
+def test_parser_states_of_upgrades_taken_and_ignored() -> None:
+    websocket = RequestParser(Limits())
+    websocket.feed(
+        b"GET / HTTP/1.1\r\nHost: h\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n"
+    )
+    assert websocket.state is ParserState.UPGRADED  # and stays: what follows is not HTTP
+    websocket.feed(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert websocket.state is ParserState.UPGRADED and websocket.upgrade_data
+    # h2c is ignored (RFC 9110 §7.8): its body is read as HTTP/1.1, through a stand-in head.
+    ignored = RequestParser(Limits())
+    events = ignored.feed(
+        b"POST / HTTP/1.1\r\nHost: h\r\nConnection: upgrade\r\nUpgrade: h2c\r\n"
+        b"Content-Length: 3\r\n\r\nab"
+    )
+    assert ignored.state is ParserState.BODY and events[1:] == [Body(b"ab")]
+    assert ignored.feed(b"c") == [Body(b"c"), EndOfMessage()]
+    assert ignored.state is ParserState.IDLE
+
+
+def test_parser_refuses_an_illegal_move_as_an_internal_error() -> None:
+    # llhttp's callbacks drive the parser's moves; one out of order is a bug, never a 400.
+    parser = RequestParser(Limits())
+    parser.feed(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\n")
+    with pytest.raises(InternalError, match="RequestParser.state: no move from BODY to HEAD"):
+        parser.on_message_begin()
+    assert parser.state is ParserState.BODY

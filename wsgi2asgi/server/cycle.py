@@ -17,6 +17,21 @@ Rules this module keeps (ASGI spec, ``www.rst``):
 * Flow control: the body buffer pauses the socket above ``HIGH_WATER`` bytes and resumes it
   when the app has read below; ``send`` waits while the transport's write buffer is full.
 
+How it works: two state machines, one per side (h11 keeps one per role for the same reason:
+the app may answer before it has read the body, and the body may end before the answer
+starts). :class:`RequestState` is the client's side, the request body on its way to the app;
+:class:`ResponseState` is ours, the app's response on its way to the client. Each lists its
+legal moves in a table (``_REQUEST_MOVES``, ``_RESPONSE_MOVES``); any other move is a bug here
+and raises :class:`~wsgi2asgi.exceptions.InternalError`. An app's own mistakes (a body before
+the start, a start sent twice) are checked before any move and raise
+:class:`~wsgi2asgi.exceptions.ASGIContractError`::
+
+    request:   EXPECTING ──100 sent, or bytes──▶ RECEIVING ──end──▶ RECEIVED ──read──▶ DELIVERED
+               EXPECTING ──end──▶ RECEIVED;  any but the last ──client gone──▶ DISCONNECTED
+    response:  IDLE ──start──▶ STARTED ──head written──▶ STREAMING ──last body──▶ COMPLETE
+               STARTED ──last body with the head──▶ COMPLETE;  IDLE ──500──▶ COMPLETE
+               STARTED ──app failed before a byte was written──▶ IDLE (then the 500)
+
 Example (inside the connection)::
 
     cycle = HTTPCycle(connection, request, scope)
@@ -26,11 +41,12 @@ Example (inside the connection)::
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import time
 from typing import TYPE_CHECKING, Protocol
 
-from wsgi2asgi.exceptions import ASGIContractError, ClientDisconnected
+from wsgi2asgi.exceptions import ASGIContractError, ClientDisconnected, InternalError
 from wsgi2asgi.responses import plain_body, plain_headers
 from wsgi2asgi.server.framing import ResponseFraming, ServerHeaders
 from wsgi2asgi.server.http11 import Request
@@ -39,13 +55,88 @@ from wsgi2asgi.server.logs import log_request
 if TYPE_CHECKING:
     from wsgi2asgi.typing import ASGIApp, Message, Scope
 
-__all__ = ["HIGH_WATER", "Connection", "HTTPCycle"]
+__all__ = ["HIGH_WATER", "Connection", "HTTPCycle", "RequestState", "ResponseState"]
 
 logger = logging.getLogger("wsgi2asgi.error")
 
 #: Request body bytes buffered before the socket is paused.
 HIGH_WATER = 64 * 1024
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+class RequestState(enum.Enum):
+    """The client's side of a cycle: where the request body stands (``HTTPCycle.request_state``)."""
+
+    #: The client asked ``Expect: 100-continue`` and waits for our ``100 Continue`` before it
+    #: sends the body: the app's first ``receive()`` sends it (unless the response started).
+    EXPECTING = "expecting"
+    #: The body is on its way (or the client stopped waiting for ``100 Continue`` and sent
+    #: it): bytes wait in the buffer until the app receives them.
+    RECEIVING = "receiving"
+    #: The whole body has arrived; the app may not have received all of it yet.
+    RECEIVED = "received"
+    #: The app has received the whole body (``more_body=False``); ``receive()`` now waits
+    #: for the end of the response.
+    DELIVERED = "delivered"
+    #: The client is gone (or its request was cut by malformed input): ``receive()`` gives
+    #: ``http.disconnect`` and ``send()`` raises ``ClientDisconnected``. Final.
+    DISCONNECTED = "disconnected"
+
+    # Members are singletons, equal only to themselves: hashed by identity too. (Enum's own
+    # __hash__ hashes the name in Python; the move table would pay it on every move.)
+    __hash__ = object.__hash__
+
+
+class ResponseState(enum.Enum):
+    """Our side of a cycle: where the app's response stands (``HTTPCycle.response_state``)."""
+
+    #: No ``http.response.start`` yet.
+    IDLE = "idle"
+    #: ``http.response.start`` was sent; its head waits (for the first body message, at most
+    #: until the loop's next turn) and not a byte of it is written: a failure can still be
+    #: answered with a clean 500.
+    STARTED = "started"
+    #: The head is written; body messages follow.
+    STREAMING = "streaming"
+    #: The final body message is written (or our 500). Later body messages are ignored. Final.
+    COMPLETE = "complete"
+
+    __hash__ = object.__hash__  # as RequestState's
+
+
+#: The legal moves of each side; :meth:`HTTPCycle._move_request` and ``_move_response``
+#: refuse any other. Tuples: membership is a few identity checks on the per-request path.
+_REQUEST_MOVES: dict[RequestState, tuple[RequestState, ...]] = {
+    RequestState.EXPECTING: (
+        RequestState.RECEIVING,
+        RequestState.RECEIVED,
+        RequestState.DISCONNECTED,
+    ),
+    RequestState.RECEIVING: (RequestState.RECEIVED, RequestState.DISCONNECTED),
+    RequestState.RECEIVED: (RequestState.DELIVERED, RequestState.DISCONNECTED),
+    RequestState.DELIVERED: (RequestState.DISCONNECTED,),
+    RequestState.DISCONNECTED: (),
+}
+_RESPONSE_MOVES: dict[ResponseState, tuple[ResponseState, ...]] = {
+    ResponseState.IDLE: (ResponseState.STARTED, ResponseState.COMPLETE),
+    ResponseState.STARTED: (ResponseState.STREAMING, ResponseState.COMPLETE, ResponseState.IDLE),
+    ResponseState.STREAMING: (ResponseState.COMPLETE,),
+    ResponseState.COMPLETE: (),
+}
+
+
+# The members under module names, for the per-request path: on Python 3.11 reading
+# ``RequestState.RECEIVING`` is an attribute lookup on the enum class that the interpreter
+# does not specialise (~40 ns), and a request compares states a few dozen times.
+_EXPECTING = RequestState.EXPECTING
+_RECEIVING = RequestState.RECEIVING
+_RECEIVED = RequestState.RECEIVED
+_DELIVERED = RequestState.DELIVERED
+_DISCONNECTED = RequestState.DISCONNECTED
+_IDLE = ResponseState.IDLE
+_STARTED = ResponseState.STARTED
+_STREAMING = ResponseState.STREAMING
+_COMPLETE = ResponseState.COMPLETE
 
 
 class Connection(Protocol):
@@ -80,130 +171,182 @@ class HTTPCycle:
         self.request = request
         self.scope = scope
         self.body = bytearray()
-        self.body_complete = False
-        self.body_delivered = False
-        self.disconnected = False
-        self.response_started = False
-        self.response_complete = False
+        self.request_state = _EXPECTING if request.expect_continue else _RECEIVING
+        self.response_state = _IDLE
         self.keep_alive = request.keep_alive
         self.status = 0
         self.response_headers: list[tuple[bytes, bytes]] = []  # for the access line
         self.sent = 0  # response body bytes, for the access line
         self.began = time.perf_counter()
-        self.sent_continue = not request.expect_continue
-        self._head = b""
-        self._body_ready = asyncio.Event()
+        self._head = b""  # the response head while STARTED
+        # Set when the body grows or ends, or the cycle ends, for a receive() waiting on it;
+        # made by the first such wait (most requests never wait: no allocation for them).
+        self._body_ready: asyncio.Event | None = None
         self._framing = ResponseFraming(
             request.method, request.http_version, request.keep_alive, connection.server_headers
         )
 
+    def _move_request(self, state: RequestState) -> None:
+        if state not in _REQUEST_MOVES[self.request_state]:
+            raise InternalError.illegal_move("HTTPCycle.request_state", self.request_state, state)
+        self.request_state = state
+
+    def _move_response(self, state: ResponseState) -> None:
+        if state not in _RESPONSE_MOVES[self.response_state]:
+            raise InternalError.illegal_move("HTTPCycle.response_state", self.response_state, state)
+        self.response_state = state
+
     # -- fed by the connection ------------------------------------------------------------
 
     def feed_body(self, data: bytes) -> None:
+        if self.request_state is not _RECEIVING:
+            # From EXPECTING: the client sent the body without waiting for 100 Continue
+            # (RFC 9110 §10.1.1 lets us omit it then). From any other state: a bug.
+            self._move_request(_RECEIVING)
         self.body += data
-        self._body_ready.set()
+        self._wake()
         if len(self.body) > HIGH_WATER:
             self.connection.pause_reading()
 
     def end_body(self) -> None:
-        self.body_complete = True
-        self._body_ready.set()
+        self._move_request(_RECEIVED)
+        self._wake()
 
     def close_after(self) -> None:
         """Answer with ``Connection: close`` and close the connection after the response."""
         self.keep_alive = self._framing.keep_alive = False
 
     def lost(self) -> None:
-        """The client is gone."""
-        self.disconnected = True
-        self._body_ready.set()
+        """The client is gone (called again once the connection is lost: a no-op)."""
+        if self.request_state is not _DISCONNECTED:
+            self._move_request(_DISCONNECTED)
+        self._wake()
+
+    def reusable(self) -> bool:
+        """Whether the connection may carry another request after this one: the response is
+        complete, the request body was read to its end (its rest is not taken for the next
+        request), and neither side asked to close."""
+        return (
+            self.keep_alive
+            and self.response_state is _COMPLETE
+            and (self.request_state is _RECEIVED or self.request_state is _DELIVERED)
+        )
+
+    def _wake(self) -> None:
+        if self._body_ready is not None:
+            self._body_ready.set()
+
+    async def _wait(self) -> None:
+        if self._body_ready is None:
+            self._body_ready = asyncio.Event()
+        self._body_ready.clear()
+        await self._body_ready.wait()
 
     # -- the app's side ---------------------------------------------------------------------
 
     async def receive(self) -> Message:
-        if not self.sent_continue and not self.response_started and not self.disconnected:
+        if self.request_state is _EXPECTING and self.response_state is _IDLE:
             # RFC 9110 §10.1.1: answer 100 once the app shows it wants the body.
-            self.sent_continue = True
+            self._move_request(_RECEIVING)
             self.connection.write(_CONTINUE)
-        if self.body_delivered or self.disconnected:
+        state = self.request_state
+        if state is _DELIVERED or state is _DISCONNECTED:
             # ASGI: once the body is all delivered, receive() waits for the disconnect; after
             # the response is complete the request is over, which is a disconnect too.
-            while not (self.disconnected or self.response_complete):
-                self._body_ready.clear()
-                await self._body_ready.wait()
+            while not (self.request_state is _DISCONNECTED or self.response_state is _COMPLETE):
+                await self._wait()
             return {"type": "http.disconnect"}
-        while not self.body and not self.body_complete and not self.disconnected:
-            self._body_ready.clear()
+        while not self.body and (
+            self.request_state is _RECEIVING or self.request_state is _EXPECTING
+        ):
             self.connection.resume_reading()
-            await self._body_ready.wait()
-        if self.disconnected:
+            await self._wait()
+        if self.request_state is _DISCONNECTED:
             return {"type": "http.disconnect"}
         data = bytes(self.body)
         self.body.clear()
         self.connection.resume_reading()
-        more = not self.body_complete
-        self.body_delivered = not more
+        more = self.request_state is not _RECEIVED
+        if not more:
+            self._move_request(_DELIVERED)
         return {"type": "http.request", "body": data, "more_body": more}
 
     async def send(self, message: Message) -> None:
         kind = message["type"]
-        if self.disconnected:
+        if self.request_state is _DISCONNECTED:
             raise ClientDisconnected("the client disconnected")
         if kind == "http.response.start":
-            if self.response_started:
-                raise ASGIContractError("http.response.start sent twice")
-            status = int(message["status"])
-            headers: list[tuple[bytes, bytes]] = [
-                (bytes(name), bytes(value)) for name, value in message.get("headers", ())
-            ]
-            if self.connection.closing:
-                self._framing.keep_alive = False  # tell the client: Connection: close
-            # ValueError for an invalid status or header: raised to the app, never sent.
-            self._head = self._framing.head(status, headers)
-            self.response_started = True
-            self.status = status
-            self.response_headers = headers
-            self.keep_alive = self._framing.keep_alive
-            # The head waits for the first body message so that both go out in one write,
-            # but only until the loop's next turn: a streaming response (long polling,
-            # server-sent events) whose first chunk comes late still shows its head at once.
-            asyncio.get_running_loop().call_soon(self._flush_head)
-        elif kind == "http.response.body":
-            if not self.response_started:
-                raise ASGIContractError("http.response.body sent before http.response.start")
-            if self.response_complete:
-                return  # ASGI: ignored after the final body
-            if self.connection.gone():
-                # The transport failed or closed, but connection_lost() has not run yet: it
-                # only runs when the loop gets a turn, and an app sending in a loop on a
-                # writable transport never gives it one. Without this check that app spins
-                # forever on a dead connection, and starves every other connection with it.
-                self.lost()
-                raise ClientDisconnected("the client disconnected")
-            if not self.connection.writable.is_set():
-                await self.connection.writable.wait()
-                if self.disconnected:
-                    raise ClientDisconnected("the client disconnected")
-            data = bytes(message.get("body", b""))
-            more = bool(message.get("more_body", False))
-            self.sent += len(data)
-            out = self._framing.body(data)
-            if not more:
-                out += self._framing.end()
-            if self._head:
-                # The head goes out with the first body message: one write, one syscall.
-                out, self._head = self._head + out, b""
-            if out:
-                self.connection.write(out)
-            if not more:
-                self.response_complete = True
-                self._body_ready.set()
-        # Unknown message types are ignored, per the spec's extension rules.
+            self._start(message)
+            return
+        if kind != "http.response.body":
+            return  # unknown message types are ignored, per the spec's extension rules
+        state = self.response_state
+        if state is _IDLE:
+            raise ASGIContractError("http.response.body sent before http.response.start")
+        if state is _COMPLETE:
+            return  # ASGI: ignored after the final body
+        if self.connection.gone():
+            # The transport failed or closed, but connection_lost() has not run yet: it only
+            # runs when the loop gets a turn, and an app sending in a loop on a writable
+            # transport never gives it one. Without this check that app spins forever on a
+            # dead connection, and starves every other connection with it.
+            self.lost()
+            raise ClientDisconnected("the client disconnected")
+        if not self.connection.writable.is_set():
+            await self._writable()
+        data = bytes(message.get("body", b""))
+        more = bool(message.get("more_body", False))
+        self.sent += len(data)
+        out = self._framing.body(data)
+        if not more:
+            out += self._framing.end()
+        if self.response_state is _STARTED:
+            # The head goes out with the first body message: one write, one syscall.
+            out, self._head = self._head + out, b""
+        if out:
+            self.connection.write(out)
+        if not more:
+            self._move_response(_COMPLETE)
+            self._wake()
+        elif self.response_state is _STARTED:
+            self._move_response(_STREAMING)
+
+    async def _writable(self) -> None:
+        """Wait until the transport takes writes again: the client reads, or is gone."""
+        await self.connection.writable.wait()
+        if self.request_state is _DISCONNECTED:  # woken by connection_lost()
+            raise ClientDisconnected("the client disconnected")
+
+    def _start(self, message: Message) -> None:
+        if self.response_state is not _IDLE:
+            raise ASGIContractError("http.response.start sent twice")
+        try:
+            status = int(message["status"])  # ASGI: "status (int)"
+        except (KeyError, TypeError, ValueError):
+            raise ASGIContractError(
+                f"invalid status {message.get('status')!r} in http.response.start"
+            ) from None
+        headers: list[tuple[bytes, bytes]] = [
+            (bytes(name), bytes(value)) for name, value in message.get("headers", ())
+        ]
+        if self.connection.closing:
+            self._framing.keep_alive = False  # tell the client: Connection: close
+        # ASGIContractError for an invalid status or header: raised to the app, never sent.
+        self._head = self._framing.head(status, headers)
+        self._move_response(_STARTED)
+        self.status = status
+        self.response_headers = headers
+        self.keep_alive = self._framing.keep_alive
+        # The head waits for the first body message so that both go out in one write, but
+        # only until the loop's next turn: a streaming response (long polling, server-sent
+        # events) whose first chunk comes late still shows its head at once.
+        asyncio.get_running_loop().call_soon(self._flush_head)
 
     def _flush_head(self) -> None:
-        if self._head and not self.disconnected:
+        if self.response_state is _STARTED and self.request_state is not _DISCONNECTED:
             self.connection.write(self._head)
             self._head = b""
+            self._move_response(_STREAMING)
 
     # -- running the app --------------------------------------------------------------------
 
@@ -221,17 +364,8 @@ class HTTPCycle:
             if not isinstance(exc, Exception):
                 raise
         else:
-            if not self.response_started and not self.disconnected:
-                logger.error("ASGI app returned without starting a response: %s", self._label())
-                self._send_500()
-            elif not self.response_complete and not self.disconnected:
-                if self._head:
-                    self.connection.write(self._head)
-                logger.error(
-                    "ASGI app returned before its response was complete: %s", self._label()
-                )
-                self.connection.close()
-        if self.response_complete and self.connection.access_log:
+            self._app_returned()
+        if self.response_state is _COMPLETE and self.connection.access_log:
             log_request(
                 self.scope,
                 self.request,
@@ -241,14 +375,25 @@ class HTTPCycle:
                 self.began,
             )
 
-    def _app_failed(self, exc: BaseException) -> None:
-        if self.disconnected:
+    def _app_returned(self) -> None:
+        if self.request_state is _DISCONNECTED:
             return
-        if self._head:
+        if self.response_state is _IDLE:
+            logger.error("ASGI app returned without starting a response: %s", self._label())
+            self._send_500()
+        elif self.response_state is not _COMPLETE:
+            self._flush_head()
+            logger.error("ASGI app returned before its response was complete: %s", self._label())
+            self.connection.close()
+
+    def _app_failed(self, exc: BaseException) -> None:
+        if self.request_state is _DISCONNECTED:
+            return
+        if self.response_state is _STARTED:
             # Started, but not a byte written yet: the client can still get a clean 500.
             self._head = b""
-            self.response_started = False
-        if not self.response_started:
+            self._move_response(_IDLE)
+        if self.response_state is _IDLE:
             logger.error("Exception in ASGI application: %s", self._label(), exc_info=exc)
             self._send_500()
         else:
@@ -265,7 +410,7 @@ class HTTPCycle:
         body = plain_body(500)
         head = framing.head(500, plain_headers(body))
         self.connection.write(head + framing.body(body) + framing.end())
-        self.response_started = self.response_complete = True
+        self._move_response(_COMPLETE)
         self.status = 500
         self.keep_alive = False
 

@@ -27,6 +27,16 @@ us. Rules this module keeps (RFC 9112 unless noted):
   accept the absolute-form", §3.2.2) becomes its path; asterisk-form ``*`` only for OPTIONS.
 * Responses are framed by :mod:`wsgi2asgi.server.framing`.
 
+Where the parser stands is one :class:`ParserState` (``RequestParser.state``), moved by
+llhttp's callbacks and by our own scan of chunk sizes; ``_MOVES`` lists the legal moves, and
+any other raises :class:`~wsgi2asgi.exceptions.InternalError` (a bug, never a 400)::
+
+    IDLE ──first byte──▶ HEAD ──head parsed──▶ BODY ──end──▶ IDLE
+                                             BODY ──last chunk──▶ TRAILERS ──end──▶ IDLE
+                          HEAD ──WebSocket upgrade──▶ UPGRADED (final)
+                          HEAD ──ignored upgrade with a body──▶ IGNORED_UPGRADE
+                               ──stand-in head fed──▶ STAND_IN ──stand-in parsed──▶ BODY
+
 Example::
 
     parser = RequestParser(Limits())
@@ -37,17 +47,18 @@ Example::
 from __future__ import annotations
 
 import dataclasses
+import enum
 import re
 
 import httptools
 
-from wsgi2asgi.exceptions import ProtocolError
+from wsgi2asgi.exceptions import InternalError, ProtocolError
 
 __all__ = [
     "Body",
     "EndOfMessage",
     "Limits",
-    "ProtocolError",
+    "ParserState",
     "Request",
     "RequestParser",
 ]
@@ -94,6 +105,58 @@ class EndOfMessage:
 
 Event = Request | Body | EndOfMessage
 
+
+class ParserState(enum.Enum):
+    """Where a connection's byte stream stands (``RequestParser.state``)."""
+
+    #: Between requests: the next byte begins a head (blank lines before one change nothing).
+    IDLE = "idle"
+    #: Inside a request head: its first byte has been parsed, its empty line has not. The
+    #: header deadline watches this (``timeout_request_header``).
+    HEAD = "head"
+    #: The head is parsed (its ``Request`` event made); its body is being read, if it has one.
+    BODY = "body"
+    #: After a chunked body's last chunk: its trailer section, held to the head's limits.
+    TRAILERS = "trailers"
+    #: An upgrade we ignore (RFC 9110 §7.8) has a body: llhttp stopped after the head and
+    #: would skip that body, so a stand-in head with the same framing is fed next.
+    IGNORED_UPGRADE = "ignored upgrade"
+    #: llhttp is reading that stand-in head; its callbacks make no event, and the body after
+    #: it is the ignored upgrade's.
+    STAND_IN = "stand-in"
+    #: A WebSocket upgrade's head is parsed: every later byte is the new protocol's
+    #: (``upgrade_data``). Final.
+    UPGRADED = "upgraded"
+
+    # Members are singletons, equal only to themselves: hashed by identity too. (Enum's own
+    # __hash__ hashes the name in Python; the move table would pay it on every move.)
+    __hash__ = object.__hash__
+
+
+#: The legal moves; :meth:`RequestParser._move` refuses any other.
+_MOVES: dict[ParserState, tuple[ParserState, ...]] = {
+    ParserState.IDLE: (ParserState.HEAD,),
+    ParserState.HEAD: (ParserState.BODY, ParserState.UPGRADED, ParserState.IGNORED_UPGRADE),
+    ParserState.BODY: (ParserState.IDLE, ParserState.TRAILERS),
+    ParserState.TRAILERS: (ParserState.IDLE,),
+    ParserState.IGNORED_UPGRADE: (ParserState.STAND_IN,),
+    ParserState.STAND_IN: (ParserState.BODY,),
+    ParserState.UPGRADED: (),
+}
+#: The states in which the next bytes begin, or continue, a head.
+_BEFORE_A_BODY = (ParserState.IDLE, ParserState.HEAD)
+
+# The members under module names, for the per-request path: on Python 3.11 reading
+# ``ParserState.HEAD`` is an attribute lookup on the enum class that the interpreter does not
+# specialise (~40 ns), and each request moves and compares the state several times.
+_IDLE = ParserState.IDLE
+_HEAD = ParserState.HEAD
+_BODY = ParserState.BODY
+_TRAILERS = ParserState.TRAILERS
+_IGNORED_UPGRADE = ParserState.IGNORED_UPGRADE
+_STAND_IN = ParserState.STAND_IN
+_UPGRADED = ParserState.UPGRADED
+
 #: The end of a head or of a trailer section: the empty line after its last field line (RFC
 #: 9112 §2.1). A valid head holds no other CRLF CRLF: llhttp refuses CR and LF in its fields.
 _EMPTY_LINE = b"\r\n\r\n"
@@ -125,14 +188,10 @@ class RequestParser:
         self.limits = limits
         self._parser = httptools.HttpRequestParser(self)
         self._events: list[Event] = []
-        self.in_head = False  #: inside a request head (for the header-read timeout)
+        self.state = _IDLE  #: where the stream stands (moved by :meth:`_move`)
         self.held = b""  #: bytes not parsed yet: ``feed``'s ``max_requests`` was reached
         self.upgrade_data = b""  #: bytes after a WebSocket upgrade's head
         self.failed: ProtocolError | None = None  #: malformed input behind returned events
-        self._upgrading = False  # the request just parsed is a WebSocket upgrade
-        self._in_body = False
-        self._body_follows = False  # an ignored upgrade's body is still to be parsed
-        self._replaying = False  # parsing the stand-in head of an ignored upgrade's body
         self._keep_alive = True
         self._requests = 0  # Request events produced by the current feed
         # The head (or trailer section) being read, counted as it arrives:
@@ -153,8 +212,12 @@ class RequestParser:
         self._chunk_left = 0  # bytes of chunk data and its CRLF still to come
         self._size_line = b""  # the start of a chunk-size line cut between two reads
         self._size_line_bytes = 0
-        self._in_trailers = False
         self._trailer_lines = 0
+
+    def _move(self, state: ParserState) -> None:
+        if state not in _MOVES[self.state]:
+            raise InternalError.illegal_move("RequestParser.state", self.state, state)
+        self.state = state
 
     def feed(self, data: bytes, max_requests: int | None = None) -> list[Event]:
         """Parse ``data`` (after any bytes held back before); return the events it completes.
@@ -196,13 +259,12 @@ class RequestParser:
         section ends, so that every head is counted from its first byte."""
         size, position = len(data), 0
         if (
-            not self._in_body
+            self.state in _BEFORE_A_BODY
             and size >= 4
             and data.find(_EMPTY_LINE) == size - 4
             and self._section_bytes + size <= self.limits.max_header_bytes
             and not self._section_tail
             and self._cut_line is None
-            and not self._upgrading
             and (max_requests is None or max_requests > 0)
         ):
             # Nearly every read: one whole head, nothing after it. The same as the loop below.
@@ -210,18 +272,23 @@ class RequestParser:
             self._execute(data)
             return
         while position < size:
-            if self._upgrading:
+            state = self.state
+            if state is _UPGRADED:
                 self.upgrade_data += data[position:]
                 return
-            if max_requests is not None and self._requests >= max_requests and not self._in_body:
+            if (
+                max_requests is not None
+                and self._requests >= max_requests
+                and state in _BEFORE_A_BODY
+            ):
                 self.held = data[position:]  # from the next head on (a body goes on)
                 return
-            if not self._in_body or self._in_trailers:
-                end = self._section_end(data, position)
-                self._feed_section(data, position, end)
-            else:
+            if state is _BODY:
                 end = self._body_end(data, position)
                 self._execute(data if end - position == size else memoryview(data)[position:end])
+            else:  # a head, blank lines before one, or a trailer section
+                end = self._section_end(data, position)
+                self._feed_section(data, position, end)
             position = end
 
     def _section_end(self, data: bytes, position: int) -> int:
@@ -241,7 +308,7 @@ class RequestParser:
             end = found + 4 if found >= 0 else len(data)
         self._section_bytes += end - position
         if self._section_bytes > self.limits.max_header_bytes:
-            what = "trailer section" if self._in_body else "request header section"
+            what = "trailer section" if self.state is _TRAILERS else "request header section"
             raise ProtocolError(431, f"{what} too large")
         if found < 0 and end == len(data):
             self._section_tail = (tail + data[max(position, end - 3) : end])[-3:]
@@ -292,7 +359,7 @@ class RequestParser:
                 position += step
                 continue
             position = self._chunk_size_line(data, position)
-            if self._in_trailers:
+            if self.state is _TRAILERS:
                 return self._trailers_end(data, position)
         return size
 
@@ -338,32 +405,32 @@ class RequestParser:
         else:
             # The last chunk: a trailer section follows, ended by an empty line (§7.1.2), whose
             # first CRLF is this line's.
-            self._in_trailers = True
+            self._move(_TRAILERS)
             self._section_bytes, self._section_tail = 0, b"\r\n"
 
     def _execute(self, data: bytes | memoryview) -> None:
-        while True:
-            if self._upgrading:
+        while data:
+            if self.state is _UPGRADED:
                 self.upgrade_data += bytes(data)
                 return
             try:
                 self._parser.feed_data(data)
                 return
             except httptools.HttpParserUpgrade as exc:
-                rest = data[exc.args[0] :] if exc.args else b""
-            if self._upgrading:
-                self.upgrade_data += bytes(rest)
-                return
-            # An ignored upgrade: llhttp stopped after its head, skipping any body. It goes
-            # on with the next bytes as a new message, so a stand-in head with the same
-            # framing makes it parse the body (its callbacks are swallowed); then the
-            # pipelined requests behind it.
-            data = self._stand_in_head() + bytes(rest) if self._body_follows else rest
-            if not data:
-                return
+                data = self._after_upgrade(data[exc.args[0] :] if exc.args else b"")
+
+    def _after_upgrade(self, rest: bytes | memoryview) -> bytes | memoryview:
+        """llhttp stopped after an upgrade's head: what to feed it next (``rest`` came after
+        the head). A WebSocket's bytes are kept as :attr:`upgrade_data` by the caller."""
+        if self.state is not _IGNORED_UPGRADE:
+            return rest  # a WebSocket's, or the requests pipelined behind a bodiless upgrade
+        # An ignored upgrade with a body: llhttp would skip that body. It goes on with the
+        # next bytes as a new message, so a stand-in head with the same framing makes it
+        # parse the body (its callbacks are swallowed); then the pipelined requests behind it.
+        return self._stand_in_head() + bytes(rest)
 
     def _stand_in_head(self) -> bytes:
-        self._replaying, self._body_follows = True, False
+        self._move(_STAND_IN)
         # A fresh parser: after a "Connection: close" request llhttp takes no more bytes, not
         # even its stand-in body; the stand-in carries the same keep-alive for what follows.
         self._parser = httptools.HttpRequestParser(self)
@@ -386,7 +453,8 @@ class RequestParser:
 
     def on_message_begin(self) -> None:
         self._reset_message()
-        self.in_head = True
+        if self.state is not _STAND_IN:
+            self._move(_HEAD)
 
     def on_url(self, url: bytes) -> None:
         self._target += url
@@ -394,7 +462,7 @@ class RequestParser:
             raise ProtocolError(414, "request target too long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if not self.in_head:
+        if self.state is not _HEAD and self.state is not _STAND_IN:
             # A trailer field (after a chunked body): dropped. RFC 9112 §7.1.2: "A recipient
             # MUST NOT merge a received trailer field into the header section unless its
             # corresponding header field definition explicitly permits" it; a second Host here
@@ -434,10 +502,10 @@ class RequestParser:
         self._headers.append((lower, value))
 
     def on_headers_complete(self) -> None:
-        self.in_head = False
         self._section_bytes = 0
-        if self._replaying:
-            return  # the stand-in head: the body that follows is the request before it's
+        if self.state is _STAND_IN:
+            self._move(_BODY)  # the body that follows is the request before it's
+            return
         parser = self._parser
         method = parser.get_method().decode("ascii")
         if method == "CONNECT":
@@ -456,11 +524,13 @@ class RequestParser:
         else:
             path, query = self._split_target(method, target)
         upgrade = parser.should_upgrade()
-        self._upgrading = upgrade and _asks_for_websocket(self._headers)
-        self._body_follows = (
-            upgrade and not self._upgrading and (self._chunked or bool(self._content_length))
-        )
-        self._in_body = True
+        websocket = upgrade and _asks_for_websocket(self._headers)
+        if websocket:
+            self._move(_UPGRADED)
+        elif upgrade and (self._chunked or bool(self._content_length)):
+            self._move(_IGNORED_UPGRADE)
+        else:
+            self._move(_BODY)
         self._keep_alive = parser.should_keep_alive()
         self._requests += 1
         self._events.append(
@@ -472,7 +542,7 @@ class RequestParser:
                 http_version=http_version,
                 headers=self._headers,
                 keep_alive=self._keep_alive,
-                upgrade=self._upgrading,
+                upgrade=websocket,
                 # RFC 9110 §10.1.1: "A server that receives a 100-continue expectation in an
                 # HTTP/1.0 request MUST ignore that expectation."
                 expect_continue=self._expect_continue and http_version == "1.1",
@@ -521,9 +591,11 @@ class RequestParser:
 
     def on_message_complete(self) -> None:
         self._section_bytes, self._section_tail = 0, b""
-        if self._body_follows:
+        state = self.state
+        if state is _IGNORED_UPGRADE:
             return  # llhttp skipped the body of an ignored upgrade: the stand-in reads it
-        self._replaying = self._in_body = self._in_trailers = False
+        if state is not _UPGRADED:  # an upgrade's end is the new protocol's start
+            self._move(_IDLE)
         self._events.append(EndOfMessage())
 
 
@@ -540,6 +612,8 @@ def _protocol_error(exc: Exception) -> ProtocolError:
         return exc
     if isinstance(exc, httptools.HttpParserCallbackError):
         cause = exc.__context__
+        if isinstance(cause, InternalError):
+            raise cause  # our bug, not the client's: never passed off as a 400
         return cause if isinstance(cause, ProtocolError) else ProtocolError(400, "invalid request")
     return ProtocolError(400, f"malformed request: {exc}")
 

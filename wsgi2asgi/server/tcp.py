@@ -45,16 +45,11 @@ import sys
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import quote, unquote
 
+from wsgi2asgi.exceptions import ProtocolError
 from wsgi2asgi.responses import send_plain
-from wsgi2asgi.server.cycle import HTTPCycle
+from wsgi2asgi.server.cycle import HTTPCycle, RequestState, ResponseState
 from wsgi2asgi.server.framing import error_response
-from wsgi2asgi.server.http11 import (
-    Body,
-    EndOfMessage,
-    ProtocolError,
-    Request,
-    RequestParser,
-)
+from wsgi2asgi.server.http11 import Body, EndOfMessage, ParserState, Request, RequestParser
 from wsgi2asgi.server.keepalive import ConnectionDeadline
 from wsgi2asgi.server.proxy import apply_proxy_headers
 
@@ -75,6 +70,11 @@ except (ImportError, AttributeError):  # pragma: no cover - other systems
     _SIOCOUTQ = None
 
 _SERVICE_UNAVAILABLE = 503
+
+# States read on every read from a socket, under module names: on Python 3.11 an enum class's
+# attribute lookup is not specialised (see wsgi2asgi.server.cycle).
+_IN_A_HEAD = ParserState.HEAD
+_EXPECTING = RequestState.EXPECTING
 
 #: Requests parsed ahead of the one running on a connection (pipelining); further bytes wait
 #: unparsed, with the socket paused, so a packet of thousands of requests costs no memory.
@@ -290,14 +290,7 @@ class HTTPProtocol(asyncio.Protocol):
         if task.cancelled() or cycle is None:
             self.close()
             return
-        reusable = (
-            cycle.keep_alive
-            and cycle.response_complete
-            and cycle.body_complete
-            and not self.closing
-            and not self.state.shutting_down
-        )
-        if not reusable:
+        if not cycle.reusable() or self.closing or self.state.shutting_down:
             self.close()
             return
         if self.waiting:
@@ -348,12 +341,16 @@ class HTTPProtocol(asyncio.Protocol):
     def _reject(self, error: ProtocolError) -> None:
         logger.info("rejected request from %s: %s", self.client, error)
         cycle = self.cycle
-        if cycle is not None and self.parsing is not cycle and not cycle.disconnected:
+        if (
+            cycle is not None
+            and self.parsing is not cycle
+            and cycle.request_state is not RequestState.DISCONNECTED
+        ):
             self._defer(error)
             return
         for _, waiting in self.waiting:
             waiting.lost()
-        if cycle is None or not cycle.response_started:
+        if cycle is None or cycle.response_state is ResponseState.IDLE:
             # A body that turns out malformed after its head reached the app: the app's
             # request is over (it sees a disconnect) and the client gets the 4xx.
             if cycle is not None:
@@ -381,7 +378,7 @@ class HTTPProtocol(asyncio.Protocol):
     def _watch(self) -> None:
         """Keep the connection's deadline in step with what it waits for (cheap: per read)."""
         busy = self.cycle is not None or self.upgraded is not None
-        self.deadline.watch(busy=busy, in_head=self.parser.in_head)
+        self.deadline.watch(busy=busy, in_head=self.parser.state is _IN_A_HEAD)
 
     def _body_clock(self) -> None:
         """Note body activity now; keep one timer running while a body is due and being read.
@@ -390,7 +387,12 @@ class HTTPProtocol(asyncio.Protocol):
         last read when it fires and sleeps again for what is left.
         """
         parsing = self.parsing
-        if parsing is None or not parsing.sent_continue or self._reading_paused or self.gone():
+        if (
+            parsing is None
+            or parsing.request_state is _EXPECTING
+            or self._reading_paused
+            or self.gone()
+        ):
             # No body due; or the client waits for our "100 Continue" (the app has not asked
             # for the body yet); or the server paused reading: the client is not late.
             self._stop_body_clock()
