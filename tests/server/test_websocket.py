@@ -16,6 +16,7 @@ from websockets.sync.client import connect
 
 from tests.loopback import wait_until, websocket_frame, websocket_upgrade
 from tests.server.conftest import Running, on_loop, raw
+from wsgi2asgi.server.websocket import SessionState
 
 Serve = Callable[..., Running]
 
@@ -242,7 +243,7 @@ def test_client_vanishing_before_the_app_accepts_gives_the_app_a_disconnect(
         assert connected.wait(5)
         pending = on_loop(running, lambda: session(running))
     # The server has seen the connection go; only then does the app try to accept it.
-    assert wait_until(lambda: on_loop(running, lambda: pending.state == "closed"))
+    assert wait_until(lambda: on_loop(running, lambda: pending.state is SessionState.CLOSED))
     running.loop.call_soon_threadsafe(left.set)
     assert done.wait(5)
     # The connection is gone: accepting it raises (ASGI 2.4: an OSError), nothing hangs.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from wsgi2asgi.server.config import Config
 from wsgi2asgi.server.framing import ServerHeaders
@@ -13,10 +13,19 @@ from wsgi2asgi.server.http11 import Limits
 from wsgi2asgi.wsgi import POOL_EXTENSION
 
 if TYPE_CHECKING:
-    from wsgi2asgi.server.tcp import HTTPProtocol
     from wsgi2asgi.typing import ASGIApp
 
-__all__ = ["ServerState"]
+__all__ = ["ServerConnection", "ServerState"]
+
+
+class ServerConnection(Protocol):
+    """What the server needs of each open connection (``tcp.HTTPProtocol`` implements it): to
+    tell it to shut down, and at the graceful-shutdown deadline to cut it."""
+
+    transport: asyncio.Transport | None  #: ``None`` until the connection is made
+
+    def shutdown(self) -> None:
+        """Graceful shutdown: close now if idle, else after the current response."""
 
 
 @dataclasses.dataclass
@@ -26,7 +35,7 @@ class ServerState:
     config: Config
     app: ASGIApp
     limits: Limits
-    connections: set[HTTPProtocol] = dataclasses.field(default_factory=set)
+    connections: set[ServerConnection] = dataclasses.field(default_factory=set)
     active: int = 0
     #: The tasks of the requests and WebSocket sessions running, also those whose client has
     #: gone: shutdown waits for them (a WSGI response's close() may still be running).

@@ -44,6 +44,18 @@ shutdown is not held up by an app that stopped receiving. A client that reads no
 gets the close frame either: the write-buffer rule still holds, and the graceful-shutdown
 timeout ends it.
 
+Where the session stands for the app is one :class:`SessionState` (``session.state``), kept
+beside the library's own ``ServerProtocol.state``: the library's says which frames may still go
+on the wire (CONNECTING, OPEN, CLOSING, CLOSED); ours says what the app may do, which ASGI
+shapes differently (a denial response instead of an accept; "closed" for the app as soon as
+either side has closed, while the closing handshake may still run). ``_MOVES`` lists the legal
+moves; any other raises :class:`~wsgi2asgi.exceptions.InternalError`; an app's own mistakes
+(a message its state does not allow) raise :class:`~wsgi2asgi.exceptions.ASGIContractError`::
+
+    CONNECTING ──websocket.accept (101)──▶ ACCEPTED ──either side closes, or lost──▶ CLOSED
+    CONNECTING ──websocket.http.response.start──▶ DENYING ──last body, or lost──▶ CLOSED
+    CONNECTING ──websocket.close (403), the library refuses the handshake, or lost──▶ CLOSED
+
 Example (inside the connection)::
 
     session = WebSocketSession(connection, request, scope)
@@ -56,9 +68,10 @@ import asyncio
 import base64
 import binascii
 import collections
+import enum
 import logging
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from websockets.extensions.permessage_deflate import enable_server_permessage_deflate
 from websockets.frames import Frame, Opcode
@@ -66,17 +79,18 @@ from websockets.http11 import Request as WSRequest
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
-from wsgi2asgi.exceptions import ASGIContractError, ClientDisconnected
+from wsgi2asgi.exceptions import ASGIContractError, ClientDisconnected, InternalError
+from wsgi2asgi.server.cycle import Connection
 from wsgi2asgi.server.framing import ResponseFraming, error_response
 from wsgi2asgi.server.http11 import Request
 from wsgi2asgi.server.keepalive import Keepalive
 from wsgi2asgi.server.logs import log_websocket
 
 if TYPE_CHECKING:
-    from wsgi2asgi.server.tcp import HTTPProtocol
+    from wsgi2asgi.server.config import Config
     from wsgi2asgi.typing import ASGIApp, Message
 
-__all__ = ["WebSocketSession"]
+__all__ = ["SessionState", "WebSocketConnection", "WebSocketSession"]
 
 logger = logging.getLogger("wsgi2asgi.error")
 
@@ -84,10 +98,48 @@ logger = logging.getLogger("wsgi2asgi.error")
 _DEFLATE = enable_server_permessage_deflate(None)
 
 
+class SessionState(enum.Enum):
+    """Where a WebSocket session stands for its app (``WebSocketSession.state``)."""
+
+    #: The handshake waits for the app: ``websocket.connect`` is queued, and the app answers
+    #: with ``websocket.accept``, ``websocket.close`` (403) or a denial response. Frames the
+    #: client sends meanwhile wait in ``pending``, with reading paused (RFC 6455 §4.1).
+    CONNECTING = "connecting"
+    #: The app sent ``websocket.http.response.start``: its denial response is being written,
+    #: and only its ``websocket.http.response.body`` messages may follow.
+    DENYING = "denying"
+    #: The app accepted (``101`` sent): messages both ways, as long as the library's state
+    #: lets frames through.
+    ACCEPTED = "accepted"
+    #: Over for the app: it closed, the client closed (or broke the protocol), the handshake
+    #: was refused, or the connection was lost. ``receive()`` gives what is queued, then
+    #: ``websocket.disconnect``; ``send()`` raises ``ClientDisconnected``. Final.
+    CLOSED = "closed"
+
+
+#: The legal moves; :meth:`WebSocketSession._move` refuses any other.
+_MOVES: dict[SessionState, tuple[SessionState, ...]] = {
+    SessionState.CONNECTING: (SessionState.ACCEPTED, SessionState.DENYING, SessionState.CLOSED),
+    SessionState.DENYING: (SessionState.CLOSED,),
+    SessionState.ACCEPTED: (SessionState.CLOSED,),
+    SessionState.CLOSED: (),
+}
+
+
+class WebSocketConnection(Connection, Protocol):
+    """What a session needs from its connection: a cycle's, plus the server's settings and
+    its event loop (``tcp.HTTPProtocol`` implements it)."""
+
+    config: Config
+    loop: asyncio.AbstractEventLoop
+
+
 class WebSocketSession:
     """One upgraded connection: handshake, then messages both ways."""
 
-    def __init__(self, connection: HTTPProtocol, request: Request, scope: dict[str, Any]) -> None:
+    def __init__(
+        self, connection: WebSocketConnection, request: Request, scope: dict[str, Any]
+    ) -> None:
         self.connection = connection
         self.request = request
         self.config = connection.config
@@ -105,14 +157,15 @@ class WebSocketSession:
             "subprotocols": offered,
         }
         self.scope.pop("method", None)
-        self.protocol: ServerProtocol | None = None
-        self.state = "connecting"  # connecting → accepted → closed
+        self.protocol: ServerProtocol | None = None  # the library's, made at the accept
+        self.state = SessionState.CONNECTING
         self.incoming: collections.deque[Message] = collections.deque()
         self.ready = asyncio.Event()
         self.fragments: list[bytes] = []
         self.fragment_opcode: Opcode | None = None
         self.close_code: int | None = None
-        self.denial: ResponseFraming | None = None
+        # The framing of a denial response (``websocket.http.response.*``), if the app sends one.
+        self.denial = ResponseFraming("GET", request.http_version, False, connection.server_headers)
         self.pending = b""  # bytes received before the handshake completed
         self.max_queue = self.config.ws_max_queue
         self.queue_full = False  # reached max_queue, not yet received down to half
@@ -122,14 +175,15 @@ class WebSocketSession:
     # -- fed by the connection ---------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
-        if self.protocol is None:
+        protocol = self.protocol
+        if protocol is None:  # before the accept
             self.pending += data
             self._update_reading()
             return
         if self.keepalive is not None:
             self.keepalive.seen()
-        self.protocol.receive_data(data)
-        self._pump()
+        protocol.receive_data(data)
+        self._pump(protocol)
         self._update_reading()
 
     def writing_paused(self) -> None:
@@ -140,10 +194,20 @@ class WebSocketSession:
         """The transport's write buffer has drained: read again if nothing else holds it."""
         self._update_reading()
 
+    def _move(self, state: SessionState) -> None:
+        if state not in _MOVES[self.state]:
+            raise InternalError.illegal_move("WebSocketSession.state", self.state, state)
+        self.state = state
+
+    def _closed(self) -> None:
+        """Over for the app (a no-op if it already is: both sides may close)."""
+        if self.state is not SessionState.CLOSED:
+            self._move(SessionState.CLOSED)
+
     def lost(self) -> None:
         if self.close_code is None:
             self.close_code = 1006
-        self.state = "closed"
+        self._closed()
         self.ready.set()
         if self.keepalive is not None:
             self.keepalive.stop()
@@ -173,14 +237,14 @@ class WebSocketSession:
             pass
         except Exception:
             logger.exception("Exception in ASGI application (websocket %s)", self.scope["path"])
-            if self.state == "connecting":
+            if self.state is SessionState.CONNECTING:  # (a denial's head is out: no 500)
                 self._log(500)
                 self.connection.write(error_response(500, "application error"))
             elif self.protocol is not None and self.protocol.state is State.OPEN:
                 self.protocol.send_close(1011, "")
                 self._flush()
         else:
-            if self.state == "connecting" and self.denial is None:
+            if self.state is SessionState.CONNECTING:
                 # ASGI: returning before accepting is a close before accepting → 403.
                 self._log(403)
                 self.connection.write(error_response(403, "WebSocket connection refused"))
@@ -191,7 +255,7 @@ class WebSocketSession:
 
     async def receive(self) -> Message:
         while not self.incoming:
-            if self.state == "closed":
+            if self.state is SessionState.CLOSED:
                 return {"type": "websocket.disconnect", "code": self.close_code or 1006}
             self.ready.clear()
             await self.ready.wait()
@@ -202,36 +266,49 @@ class WebSocketSession:
 
     async def send(self, message: Message) -> None:
         kind = message["type"]
-        if self.state == "closed":
+        state = self.state
+        if state is SessionState.CLOSED:
             raise ClientDisconnected("the WebSocket is closed")
-        if self.state == "connecting":
-            if kind == "websocket.accept":
-                self._accept(message)
-            elif kind == "websocket.close":
-                self._log(403)
-                self.connection.write(error_response(403, "WebSocket connection refused"))
-                self.state = "closed"
-                self.close_code = int(message.get("code") or 1000)
-                self.connection.close()
-            elif kind == "websocket.http.response.start":
-                self._log(int(message["status"]))
-                self.denial = ResponseFraming(
-                    "GET", self.request.http_version, False, self.connection.server_headers
-                )
-                headers = [(bytes(k), bytes(v)) for k, v in message.get("headers", ())]
-                self.connection.write(self.denial.head(int(message["status"]), headers))
-            elif kind == "websocket.http.response.body" and self.denial is not None:
-                data = self.denial.body(bytes(message.get("body", b"")))
-                if not message.get("more_body", False):
-                    data += self.denial.end()
-                    self.state = "closed"
-                self.connection.write(data)
-                if self.state == "closed":
-                    self.connection.close()
-            else:
-                raise ASGIContractError(f"unexpected {kind!r} before websocket.accept")
-            return
-        assert self.protocol is not None
+        if state is SessionState.CONNECTING:
+            self._answer_handshake(kind, message)
+        elif state is SessionState.DENYING:
+            self._deny(kind, message)
+        else:
+            await self._send_accepted(kind, message)
+
+    def _answer_handshake(self, kind: str, message: Message) -> None:
+        if kind == "websocket.accept":
+            self._accept(message)
+        elif kind == "websocket.close":
+            self._log(403)
+            self.connection.write(error_response(403, "WebSocket connection refused"))
+            self._move(SessionState.CLOSED)
+            self.close_code = int(message.get("code") or 1000)
+            self.connection.close()
+        elif kind == "websocket.http.response.start":
+            self._log(int(message["status"]))
+            headers = [(bytes(k), bytes(v)) for k, v in message.get("headers", ())]
+            self.connection.write(self.denial.head(int(message["status"]), headers))
+            self._move(SessionState.DENYING)
+        else:
+            raise ASGIContractError(f"unexpected {kind!r} before websocket.accept")
+
+    def _deny(self, kind: str, message: Message) -> None:
+        if kind != "websocket.http.response.body":
+            raise ASGIContractError(f"unexpected {kind!r} during a denial response")
+        data = self.denial.body(bytes(message.get("body", b"")))
+        more = bool(message.get("more_body", False))
+        if not more:
+            data += self.denial.end()
+        self.connection.write(data)
+        if not more:
+            self._move(SessionState.CLOSED)
+            self.connection.close()
+
+    async def _send_accepted(self, kind: str, message: Message) -> None:
+        protocol = self.protocol
+        if protocol is None:  # _accept() makes it before the move to ACCEPTED
+            raise InternalError("WebSocketSession: ACCEPTED without the library's protocol")
         if kind == "websocket.send":
             if self.connection.gone():
                 # As in cycle.py: the transport died, connection_lost() has not run yet, and
@@ -239,27 +316,29 @@ class WebSocketSession:
                 self.lost()
                 raise ClientDisconnected("the WebSocket connection is gone")
             if not self.connection.writable.is_set():
-                await self.connection.writable.wait()
-                if self.state == "closed":  # woken by connection_lost(), not by a drain
-                    raise ClientDisconnected("the WebSocket connection is gone")
+                await self._writable()
             if message.get("bytes") is not None:
-                self.protocol.send_binary(bytes(message["bytes"]))
+                protocol.send_binary(bytes(message["bytes"]))
             elif message.get("text") is not None:
-                self.protocol.send_text(str(message["text"]).encode("utf-8"))
+                protocol.send_text(str(message["text"]).encode("utf-8"))
             else:
                 raise ASGIContractError("websocket.send needs 'bytes' or 'text'")
             self._flush()
         elif kind == "websocket.close":
-            if self.protocol.state is State.OPEN:
-                self.protocol.send_close(
-                    int(message.get("code") or 1000), message.get("reason") or ""
-                )
+            if protocol.state is State.OPEN:
+                protocol.send_close(int(message.get("code") or 1000), message.get("reason") or "")
                 self._flush()
                 self._update_reading()
-            self.state = "closed"
+            self._move(SessionState.CLOSED)
             self.close_code = int(message.get("code") or 1000)
         else:
             raise ASGIContractError(f"unexpected {kind!r} on an accepted WebSocket")
+
+    async def _writable(self) -> None:
+        """Wait until the transport takes writes again: the client reads, or is gone."""
+        await self.connection.writable.wait()
+        if self.state is SessionState.CLOSED:  # woken by connection_lost(), not by a drain
+            raise ClientDisconnected("the WebSocket connection is gone")
 
     # -- handshake and frames ------------------------------------------------------------------
 
@@ -308,10 +387,10 @@ class WebSocketSession:
         self.protocol = protocol
         self._flush()
         if response.status_code != 101:
-            self.state = "closed"
+            self._move(SessionState.CLOSED)
             self.connection.close()
             return
-        self.state = "accepted"
+        self._move(SessionState.ACCEPTED)
         self._start_keepalive()
         data, self.pending = self.pending, b""
         if data:
@@ -344,11 +423,10 @@ class WebSocketSession:
         logger.info("WebSocket client did not answer a ping in time: %s", self.scope["path"])
         # websockets closes such a connection with 1011 too ("keepalive ping timeout").
         self.protocol.fail(1011, "keepalive ping timeout")
-        self._pump()  # sends the close frame, marks the session closed, closes the socket
+        self._pump(self.protocol)  # sends the close frame, marks the session closed, closes
 
-    def _pump(self) -> None:
-        assert self.protocol is not None
-        for frame in self.protocol.events_received():
+    def _pump(self, protocol: ServerProtocol) -> None:
+        for frame in protocol.events_received():
             if not isinstance(frame, Frame):
                 continue
             opcode = frame.opcode
@@ -368,24 +446,25 @@ class WebSocketSession:
                     except UnicodeDecodeError:
                         # RFC 6455 §8.1: invalid UTF-8 in a text message fails the connection
                         # with 1007; the sans-I/O protocol leaves that check to us.
-                        self.protocol.fail(1007, "invalid UTF-8 in a text message")
+                        protocol.fail(1007, "invalid UTF-8 in a text message")
                         break
                     self.incoming.append({"type": "websocket.receive", "text": text})
                 else:
                     self.incoming.append({"type": "websocket.receive", "bytes": data})
                 self.ready.set()
         self._flush()
-        if self.protocol.state is State.CLOSED or self.protocol.close_expected():
-            rcvd = self.protocol.close_rcvd
-            sent = self.protocol.close_sent
+        if protocol.state is State.CLOSED or protocol.close_expected():
+            rcvd = protocol.close_rcvd
+            sent = protocol.close_sent
             code = rcvd.code if rcvd is not None else (sent.code if sent is not None else 1006)
             self.close_code = code
-            self.state = "closed"
+            self._closed()
             self.ready.set()
             self.connection.close()
 
     def _flush(self) -> None:
-        assert self.protocol is not None
+        if self.protocol is None:
+            return  # nothing is framed before the accept
         # One write for all the frames (a read full of pings makes hundreds of pongs); the
         # empty end-of-stream marker adds nothing, connection.close() follows it.
         data = b"".join(self.protocol.data_to_send())
