@@ -237,11 +237,14 @@ class ASGIAdapter:
             if not self._idle.wait_for(lambda: not self._requests, self.close_timeout):
                 logger.warning("closing with %d request(s) in progress", len(self._requests))
 
-    def _track(self, exchange: Exchange) -> None:
+    def track(self, exchange: Exchange) -> None:
+        """Count ``exchange`` as in progress: ``close()`` waits for it (called by each
+        :class:`~wsgi2asgi.exchange.Exchange`, the :class:`~wsgi2asgi.exchange.Adapter` seam)."""
         with self._idle:
             self._requests.add(exchange)
 
-    def _untrack(self, exchange: Exchange) -> None:
+    def untrack(self, exchange: Exchange) -> None:
+        """``exchange`` is over (called by each :class:`~wsgi2asgi.exchange.Exchange`)."""
         with self._idle:
             self._requests.discard(exchange)
             if not self._requests:
@@ -283,7 +286,8 @@ class ASGIAdapter:
         except ValueError as exc:
             logger.warning("bad request from the WSGI server: %s", exc)
             return start_plain(start_response, 400)
-        return Exchange(self, loop_thread, dict(scope), environ, length).respond(start_response)
+        exchange = Exchange(self, loop_thread, self._app, dict(scope), environ, length)
+        return exchange.respond(start_response)
 
 
 class ASGIOptions(TypedDict, total=False):

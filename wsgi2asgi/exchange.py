@@ -6,9 +6,13 @@ loop. The WSGI thread never blocks the loop and the loop never waits on the WSGI
 through ``WINDOW``: at most that many body chunks wait for the server before ``send`` waits
 (backpressure). Rules are those of :mod:`wsgi2asgi.asgi` (see its docstring).
 
+The exchange depends on two Protocols, not on the classes behind them: :class:`Adapter` (what
+it needs of :class:`~wsgi2asgi.asgi.ASGIAdapter`) and :class:`EventLoopThread` (what it needs of
+:class:`~wsgi2asgi.runners.Runner`).
+
 Example (inside the adapter)::
 
-    exchange = Exchange(adapter, loop_thread, scope, environ, length)
+    exchange = Exchange(adapter, loop_thread, app, scope, environ, length)
     return exchange.respond(start_response)     # the WSGI response iterable
 """
 
@@ -17,25 +21,44 @@ from __future__ import annotations
 import asyncio
 import logging
 import queue
-from collections.abc import Generator, Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Generator, Iterable
+from typing import Any, Protocol
 
 from wsgi2asgi.exceptions import ASGIContractError, ClientDisconnected
 from wsgi2asgi.futures import resolve
 from wsgi2asgi.responses import start_plain
 from wsgi2asgi.scope import start_response_args
-from wsgi2asgi.typing import Environ, Message, Scope, StartResponse
+from wsgi2asgi.typing import ASGIApp, Environ, Message, Scope, StartResponse
 
-if TYPE_CHECKING:
-    from wsgi2asgi.asgi import ASGIAdapter
-    from wsgi2asgi.runners import Runner
-
-__all__ = ["CHUNK", "WINDOW", "Exchange", "Response"]
+__all__ = ["CHUNK", "WINDOW", "Adapter", "EventLoopThread", "Exchange", "Response"]
 
 logger = logging.getLogger("wsgi2asgi.asgi")
 
 CHUNK = 64 * 1024  #: bytes of ``wsgi.input`` read per ``receive()``
 WINDOW = 8  #: body chunks the app may send ahead of the WSGI server
+
+
+class Adapter(Protocol):
+    """What an exchange needs from the adapter that runs it (``ASGIAdapter``)."""
+
+    #: Seconds the app's task may go on after the WSGI side let go of the request early (the
+    #: client went away); then the task is cancelled.
+    disconnect_grace: float
+
+    def track(self, exchange: Exchange) -> None:
+        """Count ``exchange`` as in progress (the adapter's ``close()`` waits for it)."""
+
+    def untrack(self, exchange: Exchange) -> None:
+        """``exchange`` is over (its WSGI side let go of it)."""
+
+
+class EventLoopThread(Protocol):
+    """The event loop an exchange's task runs on, on a thread of its own (``runners.Runner``)."""
+
+    loop: asyncio.AbstractEventLoop
+
+    def call_soon(self, callback: Callable[..., object], *args: Any) -> bool:
+        """Schedule ``callback(*args)`` on the loop from any thread; False if it is closed."""
 
 
 class Exchange:
@@ -49,14 +72,16 @@ class Exchange:
 
     def __init__(
         self,
-        adapter: ASGIAdapter,
-        loop_thread: Runner,
+        adapter: Adapter,
+        loop_thread: EventLoopThread,
+        app: ASGIApp,
         scope: Scope,
         environ: Environ,
         length: int | None,
     ) -> None:
         self.adapter = adapter
         self.loop_thread = loop_thread
+        self.app = app  # ASGI 3 (the adapter has made a double callable one)
         self.scope = scope
         self.environ = environ
         self.commands: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
@@ -75,7 +100,7 @@ class Exchange:
     # -- WSGI thread ------------------------------------------------------------------------
 
     def respond(self, start_response: StartResponse) -> Iterable[bytes]:
-        self.adapter._track(self)
+        self.adapter.track(self)
         if not self.loop_thread.call_soon(self._start_task):
             self.release(early=False)
             return start_plain(start_response, 503)
@@ -122,7 +147,7 @@ class Exchange:
         if self.released:
             return
         self.released = True
-        self.adapter._untrack(self)
+        self.adapter.untrack(self)
         self.loop_thread.call_soon(self._finish, early)
 
     def abandon(self) -> None:
@@ -168,7 +193,7 @@ class Exchange:
 
     async def _serve(self) -> None:
         try:
-            await self.adapter._app(self.scope, self.receive, self.send)
+            await self.app(self.scope, self.receive, self.send)
         except BaseException as exc:
             if self.complete or self.gone.is_set():
                 _report_late_error(exc)  # nobody on the WSGI side will read a command now
