@@ -15,13 +15,12 @@ from hypothesis import strategies as st
 from wsgi2asgi.environ import (
     SCOPE_KEY,
     FileWrapper,
-    TooManyHeaders,
     WSGIErrors,
     build_environ,
     path_info,
     response_start,
 )
-from wsgi2asgi.exceptions import WSGIContractError
+from wsgi2asgi.exceptions import TooManyHeaders, WSGIContractError
 from wsgi2asgi.wsgi import wsgi_to_asgi
 
 

@@ -1,8 +1,16 @@
 """The public names importable from the package root."""
 
 from __future__ import annotations
+import __future__
+
+import ast
+import types
+from pathlib import Path
+
+import pytest
 
 import wsgi2asgi
+from wsgi2asgi import exceptions
 
 
 def test_public_names_are_exported_and_documented() -> None:
@@ -19,3 +27,50 @@ def test_root_exports_are_the_module_objects() -> None:
     assert wsgi2asgi.sync_to_async is sync_to_async
     assert wsgi2asgi.async_to_sync is async_to_sync
     assert wsgi2asgi.wsgi_to_asgi is wsgi_to_asgi
+
+
+def test_all_is_sorted_and_complete() -> None:
+    assert wsgi2asgi.__all__ == sorted(wsgi2asgi.__all__)
+    public = {
+        name
+        for name, value in vars(wsgi2asgi).items()
+        if not name.startswith("_")
+        and not isinstance(value, types.ModuleType | __future__._Feature)
+    }
+    assert public <= set(wsgi2asgi.__all__), public - set(wsgi2asgi.__all__)
+
+
+def test_every_exception_is_importable_from_the_root() -> None:
+    for name in exceptions.__all__:
+        assert name in wsgi2asgi.__all__, name
+        assert getattr(wsgi2asgi, name) is getattr(exceptions, name)
+
+
+def _package_modules() -> list[tuple[str, Path]]:
+    """Every module of the package: its dotted name and its file."""
+    root = Path(wsgi2asgi.__file__).parent
+    modules = []
+    for path in sorted(root.rglob("*.py")):
+        parts = path.relative_to(root).with_suffix("").parts
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        modules.append((".".join(("wsgi2asgi", *parts)), path))
+    return modules
+
+
+@pytest.mark.parametrize(
+    ("module", "path"), _package_modules(), ids=[m for m, _ in _package_modules()]
+)
+def test_exceptions_come_from_exceptions_py_only(module: str, path: Path) -> None:
+    # No module re-exports an exception, and none imports one from anywhere but its home.
+    errors = set(exceptions.__all__)
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module not in ("wsgi2asgi.exceptions", None):
+            imported = {alias.name for alias in node.names} & errors
+            assert not imported, f"{module} imports {imported} from {node.module}"
+        if module in ("wsgi2asgi", "wsgi2asgi.exceptions") or not isinstance(node, ast.Assign):
+            continue
+        if any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets):
+            listed = set(ast.literal_eval(node.value)) & errors
+            assert not listed, f"{module} re-exports {listed} in __all__"

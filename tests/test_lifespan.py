@@ -5,7 +5,8 @@ import logging
 import pytest
 from starlette.responses import Response
 
-from wsgi2asgi.lifespan import LifespanDriver, LifespanFailed
+from wsgi2asgi.exceptions import LifespanFailed
+from wsgi2asgi.lifespan import LifespanDriver
 from wsgi2asgi.routing import Mount, Router
 from wsgi2asgi.typing import ASGIApp, Receive, Scope, Send
 

@@ -12,7 +12,8 @@ from starlette.responses import JSONResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from wsgi2asgi.lifespan import LifespanDriver, LifespanFailed
+from wsgi2asgi.exceptions import LifespanFailed
+from wsgi2asgi.lifespan import LifespanDriver
 from wsgi2asgi.routing import Host, Mount, ProtocolRouter, Router, not_found, route_path
 from wsgi2asgi.testing import AsyncTestClient
 from wsgi2asgi.typing import Receive, Scope, Send

@@ -44,7 +44,6 @@ __all__ = [
     "DUPLICATE_HEADERS",
     "SCOPE_KEY",
     "FileWrapper",
-    "TooManyHeaders",
     "WSGIErrors",
     "build_environ",
     "path_info",

@@ -27,7 +27,8 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from wsgi2asgi.lifespan import LifespanDriver, LifespanFailed
+from wsgi2asgi.exceptions import LifespanFailed
+from wsgi2asgi.lifespan import LifespanDriver
 from wsgi2asgi.typing import ASGIApp, Receive, Scope, Send
 
 __all__ = ["APP_STATES", "lifespan_leaves", "run_lifespans", "with_app_state"]

@@ -37,7 +37,7 @@ from typing import Any
 from wsgi2asgi.exceptions import ASGIContractError, LifespanFailed
 from wsgi2asgi.typing import ASGIApp, Message
 
-__all__ = ["LifespanDriver", "LifespanFailed"]
+__all__ = ["LifespanDriver"]
 
 logger = logging.getLogger(__name__)
 

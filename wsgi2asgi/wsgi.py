@@ -38,8 +38,8 @@ from collections.abc import Iterable
 from typing import Any, TypedDict, Unpack
 
 from wsgi2asgi.bridges import origin
-from wsgi2asgi.environ import TooManyHeaders, WSGIErrors, build_environ, response_start
-from wsgi2asgi.exceptions import ClientDisconnected, WSGIContractError
+from wsgi2asgi.environ import WSGIErrors, build_environ, response_start
+from wsgi2asgi.exceptions import ClientDisconnected, TooManyHeaders, WSGIContractError
 from wsgi2asgi.futures import resolve
 from wsgi2asgi.headers import content_length
 from wsgi2asgi.responses import send_plain

@@ -16,8 +16,9 @@ from starlette.routing import NoMatchFound, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from adapters.starlette import StarletteApp, starlette_app
+from wsgi2asgi.exceptions import WebSocketClosed
 from wsgi2asgi.routing import Mount, Router
-from wsgi2asgi.testing import AsyncTestClient, WebSocketClosed
+from wsgi2asgi.testing import AsyncTestClient
 
 
 def make_api(events: list[str] | None = None) -> Starlette:

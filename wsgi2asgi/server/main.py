@@ -30,9 +30,9 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from wsgi2asgi.exceptions import ConfigError
+from wsgi2asgi.exceptions import ConfigError, LifespanFailed
 from wsgi2asgi.interface import app_name
-from wsgi2asgi.lifespan import LifespanDriver, LifespanFailed
+from wsgi2asgi.lifespan import LifespanDriver
 from wsgi2asgi.server.binding import bind_config
 from wsgi2asgi.server.config import Config
 from wsgi2asgi.server.http11 import Limits

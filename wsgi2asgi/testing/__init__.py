@@ -27,7 +27,6 @@ try:
 except ImportError:
     raise ImportError("wsgi2asgi.testing needs httpx: pip install 'wsgi2asgi[testing]'") from None
 
-from wsgi2asgi.exceptions import WebSocketClosed, WebSocketRejected
 from wsgi2asgi.testing.client import AsyncTestClient, TestClient, WebSocketSession
 from wsgi2asgi.testing.compare import assert_same_responses
 from wsgi2asgi.testing.live import LiveServer
@@ -40,8 +39,6 @@ __all__ = [
     "AsyncWebSocketSession",
     "LiveServer",
     "TestClient",
-    "WebSocketClosed",
-    "WebSocketRejected",
     "WebSocketSession",
     "assert_same_responses",
 ]
