@@ -89,13 +89,13 @@ class DjangoApp:
             await _redirect_to_slash(scope, send)
             return
         if self._static is not None:
-            self._serve_static(scope.get("root_path", ""))
+            self._serve_static(self._static, scope.get("root_path", ""))
         if scope["type"] == "http" and scope.get("root_path"):
             await self.handler(scope, receive, self._scoped_cookies(scope["root_path"], send))
         else:
             await self.handler(scope, receive, send)
 
-    def _serve_static(self, root_path: str) -> None:
+    def _serve_static(self, wrap: Callable[[ASGIApp], ASGIApp], root_path: str) -> None:
         """Wrap the handler with the static files handler, at the first request.
 
         Django computes a relative ``STATIC_URL`` (``"static/"``) with the script prefix *once*
@@ -105,8 +105,7 @@ class DjangoApp:
         from django.conf import settings
         from django.urls import get_script_prefix, set_script_prefix
 
-        wrap, self._static = self._static, None
-        assert wrap is not None
+        self._static = None
         previous = get_script_prefix()
         set_script_prefix(root_path.rstrip("/") + "/")
         try:

@@ -74,3 +74,20 @@ def test_exceptions_come_from_exceptions_py_only(module: str, path: Path) -> Non
         if any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets):
             listed = set(ast.literal_eval(node.value)) & errors
             assert not listed, f"{module} re-exports {listed} in __all__"
+
+
+ROOT = Path(wsgi2asgi.__file__).parent.parent
+ADAPTERS = ROOT / "adapters"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [path for _, path in _package_modules()] + sorted(ADAPTERS.glob("*.py")),
+    ids=lambda path: str(path.relative_to(ROOT)),
+)
+def test_library_code_asserts_nothing(path: Path) -> None:
+    # python -O strips asserts: a check the code relies on is an if and an exception, and a
+    # type mypy cannot see is given by the code's shape (STYLE.md, "Errors").
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    lines = [node.lineno for node in ast.walk(tree) if isinstance(node, ast.Assert)]
+    assert not lines, f"assert in {path} at lines {lines}"

@@ -20,6 +20,7 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import random
@@ -172,14 +173,13 @@ class Server:
         if config.limit_max_requests is not None:
             jitter = random.randint(0, config.limit_max_requests_jitter)
             state.max_requests = config.limit_max_requests + jitter
-            state.on_max_requests = self._max_requests_reached
+            state.on_max_requests = functools.partial(self._max_requests_reached, state)
         return state
 
-    def _max_requests_reached(self) -> None:
-        assert self.state is not None
+    def _max_requests_reached(self, state: ServerState) -> None:
         logger.info(
             "served %d requests (--limit-max-requests): finishing in-flight requests and exiting",
-            self.state.requests,
+            state.requests,
         )
         self.should_exit.set()
 
