@@ -9,7 +9,7 @@ import threading
 import httpx
 import pytest
 
-from tests.apps_tools.blocking_apps import plain_blocking_app, starlette_app
+from tests.apps.blocking_apps import plain_blocking_app, starlette_app
 from wsgi2asgi.blocking import (
     BlockingDetector,
     BlockingDetectorMiddleware,

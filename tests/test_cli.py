@@ -336,11 +336,11 @@ def test_config_file_composite_is_served(tmp_path: Path) -> None:
             access_log = false
 
             [mounts]
-            "/legacy" = "tests.server.apps.lifecycle:wsgi_app"
-            "/" = "tests.server.apps.lifecycle:ASGI2"
+            "/legacy" = "tests.apps.lifecycle:wsgi_app"
+            "/" = "tests.apps.lifecycle:ASGI2"
 
             [host_mounts."api.example.com"]
-            "/v1" = "tests.server.apps.lifecycle:wsgi_app"
+            "/v1" = "tests.apps.lifecycle:wsgi_app"
             """
         )
     )

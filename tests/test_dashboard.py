@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.apps_tools import dashboard_site
+from tests.apps import dashboard_site
 from tests.loopback import ServerProcess, wait_until
 from tests.server.conftest import start_server
 from wsgi2asgi.blocking import BlockingDetector, BlockingDetectorMiddleware
@@ -387,7 +387,7 @@ async def test_a_server_asked_for_a_dashboard_it_cannot_add_says_so() -> None:
 
 
 def serve_command(*flags: str, **env: str) -> ServerProcess:
-    command = [sys.executable, "-m", "wsgi2asgi", "serve", "tests.apps_tools.dashboard_site:app"]
+    command = [sys.executable, "-m", "wsgi2asgi", "serve", "tests.apps.dashboard_site:app"]
     environ = dict(os.environ, PYTHONUNBUFFERED="1", **env)
     return ServerProcess([*command, *flags], cwd=ROOT, env=environ)
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.apps_tools import flask_site, odd_site, starlette_site, tree
+from tests.apps import flask_site, odd_site, starlette_site, tree
 from wsgi2asgi.cli import main as cli_main
 from wsgi2asgi.inventory import RouteInfo, collect_routes, summarize
 
@@ -61,7 +61,7 @@ def test_collect_routes_composite_tree_adds_mount_prefixes() -> None:
     assert "/api/things" in paths
     opaque = by_path(routes)["/api/*"]  # the fallback: a bare ASGI function
     assert (opaque.framework, opaque.kind, opaque.is_async) == ("asgi", "mount", True)
-    assert opaque.endpoint == "tests.apps_tools.tree.raw"
+    assert opaque.endpoint == "tests.apps.tree.raw"
 
 
 def test_collect_routes_unknown_wsgi_app_is_one_opaque_row() -> None:
@@ -93,7 +93,7 @@ def routes(*args: str) -> int:
 
 
 def test_main_prints_aligned_table_and_summary(capsys: pytest.CaptureFixture[str]) -> None:
-    assert routes("tests.apps_tools.tree:app") == 0
+    assert routes("tests.apps.tree:app") == 0
 
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["PATH", "METHODS", "FRAMEWORK", "ENDPOINT", "MODE"]
@@ -105,7 +105,7 @@ def test_main_prints_aligned_table_and_summary(capsys: pytest.CaptureFixture[str
         "/api/*",
         "-",
         "asgi",
-        "tests.apps_tools.tree.raw",
+        "tests.apps.tree.raw",
         "async",
         "(fallback)",  # behind Fallback(starlette_site.app, raw)
     ]
@@ -115,7 +115,7 @@ def test_main_prints_aligned_table_and_summary(capsys: pytest.CaptureFixture[str
 
 
 def test_main_json_document_with_factory(capsys: pytest.CaptureFixture[str]) -> None:
-    assert routes("tests.apps_tools.tree:create_app()", "--json") == 0
+    assert routes("tests.apps.tree:create_app()", "--json") == 0
 
     document = json.loads(capsys.readouterr().out)
     assert document["summary"]["total"] == len(document["routes"]) == 11
@@ -133,9 +133,9 @@ def test_main_json_document_with_factory(capsys: pytest.CaptureFixture[str]) -> 
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ("tests.apps_tools.missing:app", "could not import module 'tests.apps_tools.missing'"),
-        ("tests.apps_tools.tree:nope", "has no attribute 'nope'"),
-        ("tests.apps_tools.broken:app", "RuntimeError: database URL is not set"),
+        ("tests.apps.missing:app", "could not import module 'tests.apps.missing'"),
+        ("tests.apps.tree:nope", "has no attribute 'nope'"),
+        ("tests.apps.broken:app", "RuntimeError: database URL is not set"),
         ("no_colon", "module:attribute"),
     ],
 )
@@ -172,7 +172,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_collect_routes_django_includes_namespaces_regex_and_class_views() -> None:
     # Django's settings are process-global: this project is inspected in its own process.
-    result = run_cli("tests.apps_tools.django_site:application()", "--json")
+    result = run_cli("tests.apps.django_site:application()", "--json")
 
     assert result.returncode == 0, result.stderr
     rows = {r["path"]: r for r in json.loads(result.stdout)["routes"]}
@@ -183,14 +183,14 @@ def test_collect_routes_django_includes_namespaces_regex_and_class_views() -> No
     assert rows["/blog/^(?P<year>[0-9]{4})/$"]["endpoint"] == "blog:article"
     comments = rows["/blog/comments/"]
     assert (comments["methods"], comments["is_async"]) == (["GET", "POST"], True)
-    assert rows["/raw/"]["endpoint"] == "tests.apps_tools.django_site.index"
+    assert rows["/raw/"]["endpoint"] == "tests.apps.django_site.index"
     assert {r["framework"] for r in rows.values()} == {"django"}
 
 
 def test_cli_module_routes_subcommand() -> None:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     result = subprocess.run(
-        [sys.executable, "-m", "wsgi2asgi", "routes", "tests.apps_tools.tree:app", "--json"],
+        [sys.executable, "-m", "wsgi2asgi", "routes", "tests.apps.tree:app", "--json"],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -204,7 +204,7 @@ def test_cli_module_routes_subcommand() -> None:
 
 
 def test_collect_routes_django_through_both_adapters_under_mounts() -> None:
-    result = run_cli("tests.apps_tools.django_site:mounted()", "--json")
+    result = run_cli("tests.apps.django_site:mounted()", "--json")
 
     assert result.returncode == 0, result.stderr
     rows = {r["path"]: r for r in json.loads(result.stdout)["routes"]}
@@ -229,7 +229,7 @@ def test_collect_routes_bottle_and_odd_apps_each_get_a_row() -> None:
     assert routes["/legacy/users/<int:id>"].framework == "flask"
     assert routes["/empty-starlette/*"].framework == "starlette"  # no routes, still its row
     assert routes["/empty-flask/*"].framework == "flask"
-    assert routes["/loop/*"].endpoint == "tests.apps_tools.odd_site.SelfWrapping"
+    assert routes["/loop/*"].endpoint == "tests.apps.odd_site.SelfWrapping"
 
 
 def test_collect_routes_an_app_that_raises_becomes_one_opaque_row(
@@ -242,7 +242,7 @@ def test_collect_routes_an_app_that_raises_becomes_one_opaque_row(
     assert (broken.framework, broken.kind) == ("asgi", "mount")
     assert "/api/things" in routes  # the listing went on past it
     assert [r.getMessage() for r in caplog.records] == [
-        "wsgi2asgi routes: /broken: could not list tests.apps_tools.odd_site.BrokenTable"
+        "wsgi2asgi routes: /broken: could not list tests.apps.odd_site.BrokenTable"
         " (RuntimeError: route table needs the database); shown as /broken/*"
     ]
 
@@ -280,11 +280,11 @@ def test_collect_routes_refuses_what_is_not_an_app() -> None:
 
 
 def test_cli_lists_a_composite_with_a_bottle_app_and_one_line_per_failure() -> None:
-    result = run_cli("tests.apps_tools.odd_site:app")
+    result = run_cli("tests.apps.odd_site:app")
 
     assert result.returncode == 0, result.stderr
     assert result.stderr.splitlines() == [
-        "wsgi2asgi routes: /broken: could not list tests.apps_tools.odd_site.BrokenTable"
+        "wsgi2asgi routes: /broken: could not list tests.apps.odd_site.BrokenTable"
         " (RuntimeError: route table needs the database); shown as /broken/*"
     ]
     lines = result.stdout.splitlines()
@@ -302,11 +302,11 @@ def test_cli_lists_a_composite_with_a_bottle_app_and_one_line_per_failure() -> N
 
 
 def test_cli_a_non_callable_app_is_an_error_not_one_route() -> None:
-    result = run_cli("tests.apps_tools.odd_site:not_an_app")
+    result = run_cli("tests.apps.odd_site:not_an_app")
 
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr == (
-        "wsgi2asgi routes: error: 'tests.apps_tools.odd_site:not_an_app' is not an app:"
+        "wsgi2asgi routes: error: 'tests.apps.odd_site:not_an_app' is not an app:"
         " a dict is not callable\n"
     )

@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from tests.apps_tools.shadow_apps import GatedCandidate, flask_candidate, make_primary
+from tests.apps.shadow_apps import GatedCandidate, flask_candidate, make_primary
 from tests.server.conftest import start_server
 from wsgi2asgi.cli import main as cli_main
 from wsgi2asgi.lifespan import LifespanDriver

@@ -179,7 +179,7 @@ def test_describe_walks_routers_fallbacks_and_adapters() -> None:
 
 # -- APP given as a call, and apps with the wrong signature (#14.2) -------------------------
 
-MISTAKES = "tests.server.apps.mistakes"
+MISTAKES = "tests.apps.mistakes"
 
 
 def test_a_factory_is_called_with_literal_arguments() -> None:
@@ -229,7 +229,7 @@ def test_an_app_with_the_wrong_signature_is_refused(
 
 
 def test_asgi_to_wsgi_refuses_the_same_signatures() -> None:
-    from tests.server.apps.mistakes import four, lonely
+    from tests.apps.mistakes import four, lonely
 
     with pytest.raises(TypeError, match=r"lonely\(scope\) is not a WSGI app"):
         asgi_to_wsgi(lonely)

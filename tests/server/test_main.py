@@ -21,7 +21,7 @@ import pytest
 from tests.loopback import ServerProcess, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
-HELD = "tests.server.apps.lifecycle:held"
+HELD = "tests.apps.lifecycle:held"
 
 
 def start(*args: str) -> ServerProcess:
@@ -101,9 +101,7 @@ def test_new_connections_are_refused_after_sigterm() -> None:
 
 
 def test_lifespan_startup_failure_exits_3_with_the_message() -> None:
-    status, output = start(
-        "tests.server.apps.lifecycle:broken_startup", "--lifespan", "on"
-    ).finish()
+    status, output = start("tests.apps.lifecycle:broken_startup", "--lifespan", "on").finish()
     assert status == 3
     assert "database unreachable" in output
 
@@ -111,9 +109,9 @@ def test_lifespan_startup_failure_exits_3_with_the_message() -> None:
 def test_mounts_serve_wsgi_asgi2_and_asgi3_side_by_side() -> None:
     server = start(
         "--mount",
-        "/legacy=tests.server.apps.lifecycle:wsgi_app",
+        "/legacy=tests.apps.lifecycle:wsgi_app",
         "--mount",
-        "/old=tests.server.apps.lifecycle:ASGI2",
+        "/old=tests.apps.lifecycle:ASGI2",
         "--mount",
         f"/={HELD}",
     )
@@ -130,7 +128,7 @@ def test_mounts_serve_wsgi_asgi2_and_asgi3_side_by_side() -> None:
 
 
 def test_flask_app_served_by_the_serve_command() -> None:
-    server = start("tests.server.apps.flask_app:app")
+    server = start("tests.apps.serve_flask:app")
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{server.port()}") as client:
             answer = client.get("/hello/ada", params={"lang": "fr"})
@@ -142,7 +140,7 @@ def test_flask_app_served_by_the_serve_command() -> None:
         server.process.send_signal(signal.SIGTERM)
         status, output = server.finish()
     assert status == 0
-    assert "tests.server.apps.flask_app:app" in output and "wsgi" in output
+    assert "tests.apps.serve_flask:app" in output and "wsgi" in output
 
 
 def test_unimportable_app_is_a_clear_error() -> None:
@@ -156,7 +154,7 @@ WORKER = r"serving on \S+ \(pid (\d+)\)"
 
 
 def test_workers_share_the_port_and_a_dead_worker_is_replaced() -> None:
-    server = start("tests.server.apps.lifecycle:whoami", "--workers", "2")
+    server = start("tests.apps.lifecycle:whoami", "--workers", "2")
     try:
         url = f"http://127.0.0.1:{server.port()}/"
         pids: set[str] = set()
@@ -194,7 +192,7 @@ def test_workers_share_the_port_and_a_dead_worker_is_replaced() -> None:
 
 def test_workers_retire_after_max_requests_without_losing_one() -> None:
     server = start(
-        "tests.server.apps.lifecycle:wsgi_whoami",
+        "tests.apps.lifecycle:wsgi_whoami",
         "--workers",
         "2",
         "--limit-max-requests",
@@ -285,7 +283,7 @@ def test_reload_restarts_the_server_when_a_file_changes(tmp_path: Path) -> None:
 
 # -- a user's mistake is one line, a non-zero exit and no traceback (#14.2) -------------------
 
-MISTAKES = "tests.server.apps.mistakes"
+MISTAKES = "tests.apps.mistakes"
 
 
 def stopped(*args: str) -> tuple[int, str]:

@@ -6,7 +6,7 @@ from typing import Any
 
 
 def create_app(greeting: str, *, punctuation: str = "") -> Any:
-    """A factory taking arguments: ``'tests.server.apps.mistakes:create_app("hi")'``."""
+    """A factory taking arguments: ``'tests.apps.mistakes:create_app("hi")'``."""
 
     def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
         start_response("200 OK", [("Content-Type", "text/plain")])

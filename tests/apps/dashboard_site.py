@@ -2,7 +2,7 @@
 one view that blocks the loop), and a Split between a migrated and a legacy app.
 
 ``create_app()`` builds a fresh tree (each test its own counters); ``app`` is one for
-``wsgi2asgi serve tests.apps_tools.dashboard_site:app``.
+``wsgi2asgi serve tests.apps.dashboard_site:app``.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from flask import Flask
 from starlette.applications import Starlette
 
 from adapters.flask import flask_app
-from tests.apps_tools import flask_site, starlette_site
+from tests.apps import flask_site, starlette_site
 from wsgi2asgi.fallback import Fallback
 from wsgi2asgi.routing import Mount, Router
 from wsgi2asgi.typing import Receive, Scope, Send

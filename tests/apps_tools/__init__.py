@@ -1,1 +1,0 @@
-"""Small real apps for the migration tools' tests (inventory, blocking detector, shadow)."""
