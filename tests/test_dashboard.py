@@ -23,7 +23,7 @@ import pytest
 
 from tests.apps import dashboard_site
 from tests.loopback import ServerProcess, wait_until
-from tests.server.conftest import start_server
+from tests.servers import start_server
 from wsgi2asgi.blocking import BlockingDetector, BlockingDetectorMiddleware
 from wsgi2asgi.dashboard import Dashboard, RouteMatcher, WithDashboard
 from wsgi2asgi.exceptions import ConfigError, WebSocketRejected

@@ -171,7 +171,7 @@ def pool_app(label: str, paths: list[str]) -> Starlette:
 
 
 def test_fallback_each_app_gets_its_own_lifespan_state() -> None:
-    from tests.server.conftest import start_server
+    from tests.servers import start_server
     from wsgi2asgi.routing import Mount, Router
 
     new = pool_app("new", ["/moved"])

@@ -404,7 +404,7 @@ async def test_router_lifespan_nested_failure_names_the_full_mount_path() -> Non
 
 
 def test_router_lifespan_state_is_per_app() -> None:
-    from tests.server.conftest import start_server
+    from tests.servers import start_server
 
     log: list[str] = []
     app = Router(

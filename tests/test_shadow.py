@@ -24,7 +24,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from tests.apps.shadow_apps import GatedCandidate, flask_candidate, make_primary
-from tests.server.conftest import start_server
+from tests.servers import start_server
 from wsgi2asgi.cli import main as cli_main
 from wsgi2asgi.lifespan import LifespanDriver
 from wsgi2asgi.shadow import Shadow, format_report

@@ -35,7 +35,7 @@ from django.urls import LocalePrefixPattern, URLResolver, path, register_convert
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from tests.server.conftest import start_server
+from tests.servers import start_server
 from wsgi2asgi.routing import Mount, Router
 
 HERE = Path(__file__)

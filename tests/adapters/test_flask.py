@@ -100,7 +100,7 @@ def test_server_root_path_prefixes_raw_path_so_flask_gets_the_exact_bytes() -> N
     # front of path *and* raw_path (as uvicorn does), so PATH_INFO keeps the byte %FF stands for.
     from flask import request
 
-    from tests.server.conftest import start_server
+    from tests.servers import start_server
 
     flask = Flask("root_path")
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.loopback import wait_until
-from tests.server.conftest import Running, raw
+from tests.servers import Running, raw
 
 Serve = Callable[..., Running]
 

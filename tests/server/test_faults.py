@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.server.conftest import Running, raw
+from tests.servers import Running, raw
 from wsgi2asgi.routing import Mount, Router
 from wsgi2asgi.wsgi import wsgi_to_asgi
 

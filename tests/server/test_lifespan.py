@@ -9,7 +9,7 @@ import httpx
 import pytest
 from starlette.responses import PlainTextResponse
 
-from tests.server.conftest import Running
+from tests.servers import Running
 from wsgi2asgi.routing import Mount, Router
 from wsgi2asgi.typing import Receive, Scope, Send
 

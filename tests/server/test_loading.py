@@ -13,7 +13,7 @@ from flask import Flask
 from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 
-from tests.server.conftest import Running
+from tests.servers import Running
 from wsgi2asgi.asgi import asgi_to_wsgi
 from wsgi2asgi.exceptions import ConfigError
 from wsgi2asgi.fallback import Fallback

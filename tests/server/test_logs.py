@@ -14,7 +14,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from tests.server.conftest import Running
+from tests.servers import Running
 from wsgi2asgi.exceptions import ConfigError
 from wsgi2asgi.server.config import Config
 from wsgi2asgi.server.http11 import Request

@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from tests.loopback import websocket_upgrade
-from tests.server.conftest import Running
+from tests.servers import Running
 from wsgi2asgi.routing import Mount, Router
 from wsgi2asgi.server.main import SHUTDOWN_GRACE
 from wsgi2asgi.wsgi import wsgi_to_asgi

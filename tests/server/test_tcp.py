@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tests.loopback import wait_until
-from tests.server.conftest import Running, on_loop, raw
+from tests.servers import Running, on_loop, raw
 
 Serve = Callable[..., Running]
 seen_by_app: list[dict[str, Any]] = []

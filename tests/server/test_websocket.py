@@ -15,7 +15,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from tests.loopback import wait_until, websocket_frame, websocket_upgrade
-from tests.server.conftest import Running, on_loop, raw
+from tests.servers import Running, on_loop, raw
 from wsgi2asgi.server.websocket import SessionState
 
 Serve = Callable[..., Running]

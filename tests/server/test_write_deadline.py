@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from tests.server.conftest import Running
+from tests.servers import Running
 
 Serve = Callable[..., Running]
 StartResponse = Callable[..., Any]
