@@ -15,9 +15,9 @@ import tempfile
 import textwrap
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -25,17 +25,9 @@ from wsgiref.validate import validator
 
 import httpx
 import pytest
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import (
-    JSONResponse,
-    PlainTextResponse,
-    RedirectResponse,
-    Response,
-    StreamingResponse,
-)
-from starlette.routing import Route
+from starlette.responses import PlainTextResponse
 
+from tests.apps.starlette_app import make_starlette
 from wsgi2asgi.asgi import ASGIAdapter, asgi_to_wsgi
 from wsgi2asgi.exceptions import ASGIContractError
 
@@ -123,92 +115,6 @@ async def respond(send: Any, body: bytes = b"ok", status: int = 200, **start: An
     headers = start.pop("headers", [(b"content-type", b"text/plain")])
     await send({"type": "http.response.start", "status": status, "headers": headers, **start})
     await send({"type": "http.response.body", "body": body})
-
-
-# -- a real Starlette app ------------------------------------------------------------------------
-
-
-def make_starlette(events: list[str]) -> Starlette:
-    releases: dict[str, asyncio.Event] = {}
-
-    async def hello(request: Request) -> Response:
-        return JSONResponse(
-            {
-                "path": request.url.path,
-                "root": request.scope["root_path"],
-                "url": str(request.url_for("hello")),
-                "db": request.state.db,
-                "client": request.client.host if request.client else None,
-            }
-        )
-
-    async def echo(request: Request) -> Response:
-        body = await request.body()
-        return PlainTextResponse(f"{len(body)}:{body[:10].decode('latin-1')}")
-
-    async def form(request: Request) -> Response:
-        async with request.form() as data:
-            upload = data["file"]
-            content = await upload.read()  # type: ignore[union-attr]
-            return JSONResponse({"name": data["name"], "size": len(content)})
-
-    async def stream(request: Request) -> Response:
-        count = int(request.query_params.get("n", "5"))
-
-        async def lines() -> AsyncIterator[bytes]:
-            for i in range(count):
-                yield f"line {i}\n".encode()
-
-        return StreamingResponse(lines(), media_type="text/plain")
-
-    async def ticks(request: Request) -> Response:
-        release = releases.setdefault(request.query_params["key"], asyncio.Event())
-
-        async def events() -> AsyncIterator[bytes]:
-            yield b"data: first\n\n"
-            # The client can only ask for /release once it read the first event: proof that
-            # the response is streamed, not buffered.
-            await asyncio.wait_for(release.wait(), 20)
-            yield b"data: second\n\n"
-
-        return StreamingResponse(events(), media_type="text/event-stream")
-
-    async def release(request: Request) -> Response:
-        releases.setdefault(request.query_params["key"], asyncio.Event()).set()
-        return PlainTextResponse("released")
-
-    async def cookies(request: Request) -> Response:
-        response = RedirectResponse("/hello", status_code=303)
-        response.set_cookie("a", "1")
-        response.set_cookie("b", "2")
-        return response
-
-    async def whoami(request: Request) -> Response:
-        return JSONResponse(dict(request.cookies))
-
-    async def boom(request: Request) -> Response:
-        raise RuntimeError("boom")
-
-    @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
-        events.append("startup")
-        yield {"db": "connected"}
-        events.append("shutdown")
-
-    return Starlette(
-        routes=[
-            Route("/hello", hello, name="hello"),
-            Route("/echo", echo, methods=["POST", "PUT"]),
-            Route("/form", form, methods=["POST"]),
-            Route("/stream", stream),
-            Route("/ticks", ticks),
-            Route("/release", release),
-            Route("/cookies", cookies),
-            Route("/whoami", whoami),
-            Route("/boom", boom),
-        ],
-        lifespan=lifespan,
-    )
 
 
 def test_starlette_under_the_validator_with_lifespan_state() -> None:
@@ -967,7 +873,7 @@ def gunicorn_server(*options: str, env: dict[str, str] | None = None) -> Iterato
     # gunicorn serves on a socket bound here and handed over (fd://): no port to race for.
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]
-    target = ["-b", f"fd://{listener.fileno()}", "tests.asgi_under_gunicorn:app"]
+    target = ["-b", f"fd://{listener.fileno()}", "tests.apps.asgi_under_gunicorn:app"]
     with tempfile.TemporaryFile() as log:  # a file, not a pipe: a full pipe would block it
         with listener:  # closed here once gunicorn has its copy
             process = subprocess.Popen(

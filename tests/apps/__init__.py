@@ -4,7 +4,8 @@ Imported by the tests and named by ``"module:attr"`` strings that a subprocess l
 (``wsgi2asgi serve tests.apps.lifecycle:held``):
 
 - ``flask_app``, ``django_app``: Flask and Django apps exercising what a WSGI server must get
-  right;
+  right; ``starlette_app`` the same for ``asgi_to_wsgi``, and ``asgi_under_gunicorn`` serves it
+  under gunicorn;
 - ``serve_flask``, ``lifecycle``, ``mistakes``: apps for ``wsgi2asgi serve`` (its life cycle
   and its load checks);
 - ``flask_site``, ``starlette_site``, ``django_site``, ``tree``, ``odd_site``, ``broken``,

@@ -1,4 +1,4 @@
-"""The Starlette test app as a WSGI app, for ``gunicorn -k gthread`` in ``test_asgi.py``.
+"""The Starlette test app as a WSGI app, for ``gunicorn -k gthread`` in ``tests/test_asgi.py``.
 
 With ``ASGI_UNDER_GUNICORN_START=1`` the adapter starts at import: under ``--preload`` that is
 in the gunicorn master, before the workers fork.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from tests.test_asgi import make_starlette
+from tests.apps.starlette_app import make_starlette
 from wsgi2asgi.asgi import asgi_to_wsgi
 
 app = asgi_to_wsgi(make_starlette([]))
