@@ -2,7 +2,7 @@
 
 Django, Flask and Starlette each run as if alone; these tests check that each still builds its
 URLs, redirects, static paths and cookies under its mount prefix, both as shipped (Django at
-``/``) and mounted two levels deep (``tests/examples/nested.py``, everything under
+``/``) and mounted two levels deep (``tests/apps/nested_example.py``, everything under
 ``/outer/inner``).
 """
 
@@ -25,7 +25,7 @@ from tests.loopback import ServerProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = "examples.flask_in_django.asgi:application"
-NESTED = "tests.examples.nested:application"
+NESTED = "tests.apps.nested_example:application"
 
 
 def server_command(app: str, port: int) -> list[str]:

@@ -1,6 +1,6 @@
 """The example composite mounted two levels deep, each mount recording its lifespan events.
 
-Served by the tests as ``tests.examples.nested:application``: the whole site then lives under
+Served by the tests as ``tests.apps.nested_example:application``: the whole site then lives under
 ``/outer/inner``, and every lifespan event each mount sees is printed as ``lifespan <event>
 <name>`` on stdout, so a test can check that each app was started and stopped exactly once, in
 the documented order. Django runs here through its WSGI handler by default (the shipped example
