@@ -15,7 +15,8 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,6 +84,28 @@ def on_loop(running: Running, read: Callable[[], Any]) -> Any:
         return read()
 
     return asyncio.run_coroutine_threadsafe(call(), running.loop).result(5)
+
+
+@contextmanager
+def servers(loop: str) -> Iterator[Callable[..., Running]]:
+    """Start servers on ``loop`` within the block; those still running at its end are stopped.
+
+    Example::
+
+        with servers("uvloop") as serve:
+            running = serve(app, timeout_keep_alive=1.0)
+    """
+    started: list[Running] = []
+
+    def run(app: Any, **options: Any) -> Running:
+        running = start_server(app, loop=loop, **options)
+        started.append(running)
+        return running
+
+    yield run
+    for running in started:
+        if running.thread.is_alive():
+            running.stop()
 
 
 def raw(port: int, data: bytes, *, timeout: float = 5.0, shut: bool = False) -> bytes:

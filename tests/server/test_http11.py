@@ -243,31 +243,6 @@ def test_expect_100_continue_is_ignored_for_http10() -> None:
     assert (old.expect_continue, new.expect_continue) == (False, True)
 
 
-@pytest.mark.parametrize(
-    ("data", "status"),
-    [
-        (b"GET /\r\n\r\n", 400),  # HTTP/0.9
-        (b"GET / HTTP/2.0\r\nHost: h\r\n\r\n", 505),
-        (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 400),  # HTTP/2 prior knowledge: llhttp stops
-        (b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
-        (b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400),
-        (b"GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", 400),
-        (b"GET / HTTP/1.1\r\nHost: a@b\r\n\r\n", 400),
-        (b"GET / HTTP/1.1\r\nHost: a:8x\r\n\r\n", 400),
-        (b"GET / HTTP/1.1\r\nHost: a?b\r\n\r\n", 400),
-        (b"GET /a?b#c HTTP/1.1\r\nHost: h\r\n\r\n", 400),  # a fragment, in the query
-        (b"GET http://user@real/x HTTP/1.1\r\nHost: h\r\n\r\n", 400),  # userinfo
-        (b"GET ftp://real/x HTTP/1.1\r\nHost: h\r\n\r\n", 400),  # not http(s)
-        (b"GET http:///x HTTP/1.1\r\nHost: h\r\n\r\n", 400),  # no host
-        (b"GET / HTTP/1.1\r\nHost: h\r\nX\x01: v\r\n\r\n", 400),  # a control in a name
-    ],
-)
-def test_versions_and_hosts_refused(data: bytes, status: int) -> None:
-    with pytest.raises(ProtocolError) as info:
-        RequestParser(Limits()).feed(data)
-    assert info.value.status == status
-
-
 @pytest.mark.parametrize("byte", [*range(0x00, 0x09), *range(0x0A, 0x20), 0x7F])
 def test_every_control_character_in_a_header_value_is_refused(byte: int) -> None:
     # llhttp's strict mode is what enforces this (the parser adds no check of its own).
@@ -293,6 +268,113 @@ def test_every_non_token_character_in_a_header_name_is_refused(byte: int) -> Non
 def test_valid_hosts_are_accepted(host: bytes) -> None:
     events = RequestParser(Limits()).feed(b"GET / HTTP/1.1\r\nHost: %s\r\n\r\n" % host)
     assert isinstance(events[0], Request) and events[0].headers == [(b"host", host)]
+
+
+# -- what the parser alone refuses: smuggling, malformed heads and bodies ---------------------
+# Each is decided here, once, without sockets; tests/server/test_tcp.py sends a few of them over
+# loopback to check the server answers such a request with its status, closes the connection
+# and never calls the app.
+
+CHUNKED = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+MALFORMED: dict[str, tuple[bytes, int]] = {
+    "cl-then-te": (
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"0\r\n\r\n",
+        400,
+    ),
+    "te-then-cl": (
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n"
+        b"0\r\n\r\n",
+        400,
+    ),
+    "conflicting-cl": (
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
+        400,
+    ),
+    "duplicate-cl": (
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc",
+        400,
+    ),
+    "signed-cl": (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +3\r\n\r\nabc", 400),
+    "te-chunked-identity": (
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n",
+        400,
+    ),
+    "te-identity": (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity\r\n\r\nabc", 400),
+    "obs-fold": (b"GET / HTTP/1.1\r\nHost: a\r\nX-Fold: a\r\n b\r\n\r\n", 400),
+    "bare-cr": (b"GET / HTTP/1.1\r\nHost: a\rX: b\r\n\r\n", 400),
+    "nul": (b"GET / HTTP/1.1\r\nHost: a\r\nX: a\x00b\r\n\r\n", 400),
+    "space-in-name": (b"GET / HTTP/1.1\r\nHost: a\r\nBad Name: b\r\n\r\n", 400),
+    "empty-name": (b"GET / HTTP/1.1\r\nHost: a\r\n: empty\r\n\r\n", 400),
+    "control-in-name": (b"GET / HTTP/1.1\r\nHost: h\r\nX\x01: v\r\n\r\n", 400),
+    "bad-chunk-size": (CHUNKED + b"zz\r\nabc\r\n0\r\n\r\n", 400),
+    "chunk-extension-without-a-name": (CHUNKED + b"3;\r\nabc\r\n0\r\n\r\n", 400),
+    "control-in-chunk-extension": (CHUNKED + b"3;a=\x01\r\nabc\r\n0\r\n\r\n", 400),
+    "chunk-longer-than-its-size": (CHUNKED + b"3\r\nabcdef\r\n0\r\n\r\n", 400),
+    "negative-chunk-size": (CHUNKED + b"-3\r\nabc\r\n0\r\n\r\n", 400),
+    "chunk-size-overflow": (CHUNKED + b"ffffffffffffffffff\r\nabc\r\n0\r\n\r\n", 400),
+    "bad-method": (b"G@T / HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    "bad-version": (b"GET / HTTP/9.9\r\nHost: a\r\n\r\n", 400),
+    "bare-lf": (b"GET / HTTP/1.1\nHost: a\n\n", 400),
+    "asterisk-for-get": (b"GET * HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    "long-target": (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: a\r\n\r\n", 414),
+    "big-header": (b"GET / HTTP/1.1\r\nHost: a\r\nX-Big: " + b"b" * 70000 + b"\r\n\r\n", 431),
+    "many-headers": (
+        b"GET / HTTP/1.1\r\n" + b"".join(b"X-%d: v\r\n" % i for i in range(120)) + b"\r\n",
+        431,
+    ),
+    # Advisories of peer servers and parsers, each class here (docs/security.md):
+    "te-split-over-lines-gunicorn-cve-2024-1135": (
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        400,
+    ),
+    "te-coding-list": (
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+        400,
+    ),
+    "te-invalid-with-cl-gunicorn-cve-2024-6827": (
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n"
+        b"Content-Length: 5\r\n\r\n0\r\n\r\n",
+        400,
+    ),
+    "chunk-data-without-crlf-h11-cve-2025-43859": (CHUNKED + b"3\r\nabcXX0\r\n\r\n", 400),
+    "bare-lf-after-chunk-size-go-cve-2025-22871": (CHUNKED + b"3\nabc\r\n0\r\n\r\n", 400),
+    "lf-in-chunk-extension-kestrel-cve-2025-55315": (CHUNKED + b"3;x\nabc\r\n0\r\n\r\n", 400),
+    "escape-in-target-uvicorn-cve-2020-7694": (
+        b"GET /\x1b[31mred HTTP/1.1\r\nHost: a\r\n\r\n",
+        400,
+    ),
+    "no-host": (b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n", 400),
+    "two-hosts": (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+    "host-with-space": (b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400),
+    "host-with-slash": (b"GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", 400),
+    "host-with-userinfo": (b"GET / HTTP/1.1\r\nHost: a@b\r\n\r\n", 400),
+    "host-with-a-bad-port": (b"GET / HTTP/1.1\r\nHost: a:8x\r\n\r\n", 400),
+    "host-with-a-query": (b"GET / HTTP/1.1\r\nHost: a?b\r\n\r\n", 400),
+    "http09": (b"GET /\r\n\r\n", 400),
+    "http2-version-505": (b"GET / HTTP/2.0\r\nHost: a\r\n\r\n", 505),
+    "http2-prior-knowledge": (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 400),  # llhttp stops
+    "te-in-http10": (
+        b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+        400,
+    ),
+    "fragment-in-target": (b"GET /a?b#c HTTP/1.1\r\nHost: a\r\n\r\n", 400),  # in the query
+    "userinfo-in-absolute-form": (b"GET http://user@a/x HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    "absolute-form-not-http": (b"GET ftp://real/x HTTP/1.1\r\nHost: h\r\n\r\n", 400),
+    "absolute-form-without-host": (b"GET http:///x HTTP/1.1\r\nHost: h\r\n\r\n", 400),
+}
+
+
+@pytest.mark.parametrize(("data", "status"), MALFORMED.values(), ids=MALFORMED.keys())
+def test_malformed_requests_are_refused_with_their_status_and_no_event(
+    data: bytes, status: int
+) -> None:
+    # A feed that fails returns no event: not even the head of a request whose body is
+    # malformed reaches the app.
+    with pytest.raises(ProtocolError) as info:
+        RequestParser(Limits()).feed(data)
+    assert info.value.status == status
 
 
 # -- #13: heads counted as they arrive; what the app must never see ---------------------------

@@ -85,7 +85,15 @@ async def echo_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 @pytest.fixture
-def server(serve: Serve) -> Running:
+def server(serve_one_loop: Serve) -> Running:
+    """The echo app on one event loop: for parsing, the scope and the response's format."""
+    seen_by_app.clear()
+    return serve_one_loop(echo_app, timeout_keep_alive=1.0, timeout_request_header=1.0)
+
+
+@pytest.fixture
+def server_each_loop(serve: Serve) -> Running:
+    """The echo app on each event loop: for timers, transports and flow control."""
     seen_by_app.clear()
     return serve(echo_app, timeout_keep_alive=1.0, timeout_request_header=1.0)
 
@@ -186,122 +194,28 @@ def test_app_errors_give_500_or_a_closed_connection(server: Running) -> None:
             400,
         ),
         (
-            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n"
-            b"0\r\n\r\n",
-            400,
-        ),
-        (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd", 400),
-        (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc", 400),
-        (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +3\r\n\r\nabc", 400),
-        (
-            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n",
-            400,
-        ),
-        (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity\r\n\r\nabc", 400),
-        (b"GET / HTTP/1.1\r\nHost: a\r\nX-Fold: a\r\n b\r\n\r\n", 400),
-        (b"GET / HTTP/1.1\r\nHost: a\rX: b\r\n\r\n", 400),
-        (b"GET / HTTP/1.1\r\nHost: a\r\nX: a\x00b\r\n\r\n", 400),
-        (b"GET / HTTP/1.1\r\nHost: a\r\nBad Name: b\r\n\r\n", 400),
-        (b"GET / HTTP/1.1\r\nHost: a\r\n: empty\r\n\r\n", 400),
-        (
             b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
             b"zz\r\nabc\r\n0\r\n\r\n",
             400,
         ),
-        (b"G@T / HTTP/1.1\r\nHost: a\r\n\r\n", 400),
-        (b"GET / HTTP/9.9\r\nHost: a\r\n\r\n", 400),
-        (b"GET / HTTP/1.1\nHost: a\n\n", 400),
-        (b"GET * HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n", 400),
         (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: a\r\n\r\n", 414),
         (b"GET / HTTP/1.1\r\nHost: a\r\nX-Big: " + b"b" * 70000 + b"\r\n\r\n", 431),
-        (b"GET / HTTP/1.1\r\n" + b"".join(b"X-%d: v\r\n" % i for i in range(120)) + b"\r\n", 431),
-        # Advisories of peer servers and parsers, each class here (docs/security.md):
-        (
-            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity\r\n"
-            b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
-            400,
-        ),
-        (
-            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
-            400,
-        ),
-        (
-            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n"
-            b"Content-Length: 5\r\n\r\n0\r\n\r\n",
-            400,
-        ),
-        (
-            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcXX0\r\n\r\n",
-            400,
-        ),
-        (
-            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\nabc\r\n0\r\n\r\n",
-            400,
-        ),
-        (
-            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
-            b"3;x\nabc\r\n0\r\n\r\n",
-            400,
-        ),
-        (b"GET /\x1b[31mred HTTP/1.1\r\nHost: a\r\n\r\n", 400),
-        (b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n", 400),
-        (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
-        (b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400),
-        (b"GET / HTTP/1.1\r\nHost: evil/x\r\n\r\n", 400),
-        (b"GET /\r\n\r\n", 400),
         (b"GET / HTTP/2.0\r\nHost: a\r\n\r\n", 505),
-        (b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", 400),
-        (b"GET /a?b#c HTTP/1.1\r\nHost: a\r\n\r\n", 400),
-        (b"GET http://user@a/x HTTP/1.1\r\nHost: a\r\n\r\n", 400),
     ],
-    ids=[
-        "cl-then-te",
-        "te-then-cl",
-        "conflicting-cl",
-        "duplicate-cl",
-        "signed-cl",
-        "te-chunked-identity",
-        "te-identity",
-        "obs-fold",
-        "bare-cr",
-        "nul",
-        "space-in-name",
-        "empty-name",
-        "bad-chunk-size",
-        "bad-method",
-        "bad-version",
-        "bare-lf",
-        "asterisk-for-get",
-        "long-target",
-        "big-header",
-        "many-headers",
-        "te-split-over-lines-gunicorn-cve-2024-1135",
-        "te-coding-list",
-        "te-invalid-with-cl-gunicorn-cve-2024-6827",
-        "chunk-data-without-crlf-h11-cve-2025-43859",
-        "bare-lf-after-chunk-size-go-cve-2025-22871",
-        "lf-in-chunk-extension-kestrel-cve-2025-55315",
-        "escape-in-target-uvicorn-cve-2020-7694",
-        "no-host",
-        "two-hosts",
-        "host-with-space",
-        "host-with-slash",
-        "http09",
-        "http2-version-505",
-        "te-in-http10",
-        "fragment-in-target",
-        "userinfo-in-absolute-form",
-    ],
+    ids=["cl-then-te", "bad-chunk-size", "no-host", "long-target", "big-header", "http2-505"],
 )
 def test_malformed_requests_get_4xx_close_and_never_reach_the_app(
-    server: Running, request_bytes: bytes, status: int
+    server_each_loop: Running, request_bytes: bytes, status: int
 ) -> None:
-    data = raw(server.port, request_bytes)
+    # What the parser refuses, and with which status, is tested without sockets, case by case
+    # (tests/server/test_http11.py); these few check the server answers, closes and stays well.
+    data = raw(server_each_loop.port, request_bytes)
     assert status_of(data) == status
     assert b"connection: close" in data
     assert seen_by_app == []
     # The server stays healthy.
-    with httpx.Client(base_url=server.url) as client:
+    with httpx.Client(base_url=server_each_loop.url) as client:
         assert client.get("/still-ok").status_code == 200
 
 
@@ -393,7 +307,7 @@ def test_the_docs_state_the_pipeline_bound_of_the_code() -> None:
 
 
 def test_pipelined_requests_with_bodies_past_the_parse_budget_keep_every_body(
-    server: Running,
+    server_each_loop: Running,
 ) -> None:
     posts = [
         b"POST /p%d HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n%s" % (i, len(b), b)
@@ -403,7 +317,7 @@ def test_pipelined_requests_with_bodies_past_the_parse_budget_keep_every_body(
         b"POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"
     )
     last = b"GET /last HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
-    data = raw(server.port, b"".join(posts) + chunked + last, timeout=20)
+    data = raw(server_each_loop.port, b"".join(posts) + chunked + last, timeout=20)
     bodies = [part.rsplit(b"\r\n\r\n", 1)[-1] for part in data.split(b"HTTP/1.1 200 OK")[1:]]
     expected = [
         b"POST /p%d  %d:%s" % (i, len(b), b)
@@ -413,10 +327,10 @@ def test_pipelined_requests_with_bodies_past_the_parse_budget_keep_every_body(
 
 
 def test_a_malformed_request_held_behind_a_long_pipeline_gets_400_after_the_others(
-    server: Running,
+    server_each_loop: Running,
 ) -> None:
     good = b"".join(b"GET /%d HTTP/1.1\r\nHost: a\r\n\r\n" % i for i in range(300))
-    data = raw(server.port, good + b"GET / HTTP/1.1\r\nHost: a\r\nBad Name: x\r\n\r\n")
+    data = raw(server_each_loop.port, good + b"GET / HTTP/1.1\r\nHost: a\r\nBad Name: x\r\n\r\n")
     statuses = [status_of(b"HTTP/1.1 " + part) for part in data.split(b"HTTP/1.1 ")[1:]]
     # The ones parsed before it are answered, in order; then the 400, and the connection closes.
     assert statuses[-1] == 400 and set(statuses[:-1]) == {200} and len(statuses) > 16
@@ -425,7 +339,7 @@ def test_a_malformed_request_held_behind_a_long_pipeline_gets_400_after_the_othe
 
 
 def test_a_queued_request_whose_body_turns_out_malformed_is_dropped_the_others_answered(
-    server: Running,
+    server_each_loop: Running,
 ) -> None:
     # The chunked body is cut in 2 KiB slices: its end, malformed, is parsed only after the
     # requests ahead of it (held back by the pipelining bound) have been answered.
@@ -433,15 +347,17 @@ def test_a_queued_request_whose_body_turns_out_malformed_is_dropped_the_others_a
     chunk = b"x" * 1000
     body = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(6)) + b"zz\r\n"
     post = b"POST /bad HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n" + body
-    data = raw(server.port, b"GET /slow HTTP/1.1\r\nHost: a\r\n\r\n" + gets + post)
+    data = raw(server_each_loop.port, b"GET /slow HTTP/1.1\r\nHost: a\r\n\r\n" + gets + post)
     statuses = [status_of(b"HTTP/1.1 " + part) for part in data.split(b"HTTP/1.1 ")[1:]]
     assert statuses == [200] * 21 + [400]
     assert [scope["path"] for scope in seen_by_app][-1] == "/g19"  # /bad: never answered
 
 
-def test_a_malformed_pipelined_request_does_not_cut_the_running_response(server: Running) -> None:
+def test_a_malformed_pipelined_request_does_not_cut_the_running_response(
+    server_each_loop: Running,
+) -> None:
     data = raw(
-        server.port,
+        server_each_loop.port,
         b"GET /stream HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
     )
     first, _, second = data.partition(b"0\r\n\r\n")  # the end of the chunked response
@@ -449,8 +365,8 @@ def test_a_malformed_pipelined_request_does_not_cut_the_running_response(server:
     assert status_of(second) == 400 and second.endswith(b"exactly one Host header")
 
 
-def test_body_over_the_limit_is_413(serve: Serve) -> None:
-    running = serve(echo_app, max_body_size=10)
+def test_body_over_the_limit_is_413(serve_one_loop: Serve) -> None:
+    running = serve_one_loop(echo_app, max_body_size=10)
     declared = raw(running.port, b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\n\r\n")
     assert status_of(declared) == 413
     chunked = raw(
@@ -461,7 +377,7 @@ def test_body_over_the_limit_is_413(serve: Serve) -> None:
     assert status_of(chunked) == 413
 
 
-def test_concurrency_limit_answers_503(serve: Serve) -> None:
+def test_concurrency_limit_answers_503(serve_one_loop: Serve) -> None:
     entered, release = threading.Event(), asyncio.Event()
 
     async def holds(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -472,7 +388,7 @@ def test_concurrency_limit_answers_503(serve: Serve) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"held"})
 
-    running = serve(holds, lifespan="off", limit_concurrency=1)
+    running = serve_one_loop(holds, lifespan="off", limit_concurrency=1)
     first: dict[str, httpx.Response] = {}
     client = threading.Thread(target=lambda: first.update(r=httpx.get(running.url, timeout=10)))
     client.start()
@@ -484,12 +400,12 @@ def test_concurrency_limit_answers_503(serve: Serve) -> None:
     assert first["r"].status_code == 200 and first["r"].text == "held"
 
 
-def test_slowloris_header_trickle_is_closed(server: Running) -> None:
+def test_slowloris_header_trickle_is_closed(server_each_loop: Running) -> None:
     # The head trickles in, a line every 0.2 s, for up to four header timeouts (1 s here):
     # every line is progress, yet the head must be whole within the timeout of its first byte.
     answer = b""
     closed_after: float | None = None
-    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+    with socket.create_connection(("127.0.0.1", server_each_loop.port), timeout=5) as sock:
         sock.settimeout(0.2)  # the trickle's pace: each read waits that long for the close
         start = time.monotonic()
         pieces = iter([b"GET / HTTP/1.1\r\n", b"Host: a\r\n"] + [b"X: y\r\n"] * 40)
@@ -510,8 +426,8 @@ def test_slowloris_header_trickle_is_closed(server: Running) -> None:
     assert seen_by_app == []
 
 
-def test_idle_keep_alive_connection_is_closed(server: Running) -> None:
-    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+def test_idle_keep_alive_connection_is_closed(server_each_loop: Running) -> None:
+    with socket.create_connection(("127.0.0.1", server_each_loop.port), timeout=5) as sock:
         sock.sendall(b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n")
         data = b""
         while not data.endswith(b" 0:"):
@@ -520,11 +436,11 @@ def test_idle_keep_alive_connection_is_closed(server: Running) -> None:
         assert sock.recv(100) == b""  # closed by the keep-alive timeout (1 s here)
 
 
-def test_client_vanishing_mid_request_leaves_the_server_healthy(server: Running) -> None:
+def test_client_vanishing_mid_request_leaves_the_server_healthy(server_each_loop: Running) -> None:
     for partial in [b"GET / HT", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\nabc"]:
-        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        with socket.create_connection(("127.0.0.1", server_each_loop.port), timeout=5) as sock:
             sock.sendall(partial)
-    with httpx.Client(base_url=server.url) as client:
+    with httpx.Client(base_url=server_each_loop.url) as client:
         assert client.get("/alive").status_code == 200
 
 
@@ -551,7 +467,7 @@ def test_disconnect_is_reported_to_the_app(serve: Serve) -> None:
     assert events == ["disconnect"]
 
 
-def test_proxy_headers_only_from_trusted_addresses(serve: Serve) -> None:
+def test_proxy_headers_only_from_trusted_addresses(serve_one_loop: Serve) -> None:
     scopes: list[dict[str, Any]] = []
 
     async def record(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -562,27 +478,27 @@ def test_proxy_headers_only_from_trusted_addresses(serve: Serve) -> None:
         await send({"type": "http.response.body", "body": b""})
 
     headers = {"x-forwarded-for": "203.0.113.9", "x-forwarded-proto": "https"}
-    trusted = serve(record, lifespan="off")
-    untrusted = serve(record, lifespan="off", forwarded_allow_ips=("10.9.9.9",))
+    trusted = serve_one_loop(record, lifespan="off")
+    untrusted = serve_one_loop(record, lifespan="off", forwarded_allow_ips=("10.9.9.9",))
     httpx.get(trusted.url, headers=headers)
     httpx.get(untrusted.url, headers=headers)
     assert scopes[0]["client"][0] == "203.0.113.9" and scopes[0]["scheme"] == "https"
     assert scopes[1]["client"][0] == "127.0.0.1" and scopes[1]["scheme"] == "http"
 
 
-def test_wsgi_app_is_served_through_the_adapter(serve: Serve) -> None:
+def test_wsgi_app_is_served_through_the_adapter(serve_one_loop: Serve) -> None:
     def wsgi(environ: dict[str, Any], start_response: Any) -> list[bytes]:
         body = environ["wsgi.input"].read()
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [environ["PATH_INFO"].encode() + b" " + body]
 
-    running = serve(wsgi)
+    running = serve_one_loop(wsgi)
     with httpx.Client(base_url=running.url) as client:
         assert client.post("/w", content=b"data").text == "/w data"
 
 
-def test_root_path_is_prefixed_to_the_path(serve: Serve) -> None:
-    running = serve(echo_app, root_path="/proxy")
+def test_root_path_is_prefixed_to_the_path(serve_one_loop: Serve) -> None:
+    running = serve_one_loop(echo_app, root_path="/proxy")
     assert httpx.get(running.url + "/x").text == "GET /proxy/x  0:"
 
 
@@ -613,24 +529,6 @@ def test_tls_with_a_self_signed_certificate(serve: Serve, tmp_path: Any) -> None
     seen_by_app.clear()
     raw(running.port, b"GET /plain HTTP/1.1\r\nHost: a\r\n\r\n")
     assert seen_by_app == []
-
-
-@pytest.mark.parametrize(
-    "chunked_body",
-    [
-        b"3;\r\nabc\r\n0\r\n\r\n",  # extension without a name
-        b"3;a=\x01\r\nabc\r\n0\r\n\r\n",  # control character in an extension
-        b"3\r\nabcdef\r\n0\r\n\r\n",  # more data than the chunk size
-        b"-3\r\nabc\r\n0\r\n\r\n",  # negative size
-        b"ffffffffffffffffff\r\nabc\r\n0\r\n\r\n",  # size overflow
-    ],
-    ids=["empty-extension", "control-in-extension", "overlong-chunk", "negative", "overflow"],
-)
-def test_invalid_chunks_are_400(server: Running, chunked_body: bytes) -> None:
-    head = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
-    data = raw(server.port, head + chunked_body)
-    assert status_of(data) == 400
-    assert seen_by_app == [] or all(s["path"] != "/" for s in seen_by_app)
 
 
 def test_malformed_body_after_the_head_reached_the_app_gets_400(serve: Serve) -> None:
@@ -763,14 +661,14 @@ def test_response_head_is_not_held_back_by_a_late_first_chunk(serve: Serve) -> N
     assert rest == b"4\r\nlate\r\n0\r\n\r\n"
 
 
-def test_app_failing_right_after_the_start_still_gets_a_clean_500(serve: Serve) -> None:
+def test_app_failing_right_after_the_start_still_gets_a_clean_500(serve_one_loop: Serve) -> None:
     async def fails(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
         await send({"type": "http.response.start", "status": 200, "headers": []})
         raise RuntimeError("after start, before any byte was written")
 
-    running = serve(fails, lifespan="off")
+    running = serve_one_loop(fails, lifespan="off")
     data = raw(running.port, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
     assert status_of(data) == 500
     assert data.count(b"HTTP/1.1") == 1
