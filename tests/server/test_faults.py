@@ -365,7 +365,7 @@ def test_the_stack_leaves_no_memory_behind_across_faults_and_disconnects(
 
 
 def test_a_full_wsgi_pool_is_logged_and_counted(
-    serve: Serve, caplog: pytest.LogCaptureFixture
+    serve_one_loop: Serve, caplog: pytest.LogCaptureFixture
 ) -> None:
     # #13.8: requests waiting for a WSGI thread were invisible (no log line, no counter).
     release = threading.Event()
@@ -376,7 +376,7 @@ def test_a_full_wsgi_pool_is_logged_and_counted(
         return [b"ok"]
 
     caplog.set_level(logging.WARNING, logger="wsgi2asgi")
-    running = serve(blocking, lifespan="off", threads=1)
+    running = serve_one_loop(blocking, lifespan="off", threads=1)
     state = running.server.state
     assert state is not None
     statuses: list[int] = []

@@ -34,9 +34,9 @@ def test_framing_without_date_and_server() -> None:
     assert b"date:" not in head.lower() and b"server:" not in head.lower()
 
 
-def test_extra_headers_on_every_response(serve: Serve) -> None:
+def test_extra_headers_on_every_response(serve_one_loop: Serve) -> None:
     headers = (("X-Frame-Options", "DENY"), ("Cache-Control", "no-store"))
-    running = serve(app, headers=headers)
+    running = serve_one_loop(app, headers=headers)
     with httpx.Client(base_url=running.url) as client:
         response = client.get("/")
         assert response.headers["x-frame-options"] == "DENY"
@@ -47,8 +47,8 @@ def test_extra_headers_on_every_response(serve: Serve) -> None:
         assert own.headers["x-frame-options"] == "DENY"
 
 
-def test_no_date_header(serve: Serve) -> None:
-    running = serve(app, date_header=False)
+def test_no_date_header(serve_one_loop: Serve) -> None:
+    running = serve_one_loop(app, date_header=False)
     response = httpx.get(running.url + "/")
     assert response.text == "ok" and "date" not in response.headers
     assert response.headers["server"] == "wsgi2asgi"

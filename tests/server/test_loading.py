@@ -118,9 +118,9 @@ def test_asgi_to_wsgi_agrees_with_serve(app: Any, kind: str) -> None:
 
 
 @pytest.mark.parametrize("kind", ["asgi2", "asgi3", "wsgi"])
-def test_each_interface_is_served(serve: Callable[..., Running], kind: str) -> None:
+def test_each_interface_is_served(serve_one_loop: Callable[..., Running], kind: str) -> None:
     apps = {"asgi2": asgi2_factory, "asgi3": asgi3_sync_function, "wsgi": WSGIClass}
-    running = serve(apps[kind], lifespan="off")
+    running = serve_one_loop(apps[kind], lifespan="off")
     assert httpx.get(f"{running.url}/x", timeout=10).text == f"{kind} /x"
     assert running.stop() == 0
 

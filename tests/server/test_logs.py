@@ -100,8 +100,10 @@ async def plain_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": b" world"})
 
 
-def test_request_lines_carry_gunicorns_atoms(serve: Callable[..., Running], access: Lines) -> None:
-    running = serve(plain_app, lifespan="off", access_log=True)
+def test_request_lines_carry_gunicorns_atoms(
+    serve_one_loop: Callable[..., Running], access: Lines
+) -> None:
+    running = serve_one_loop(plain_app, lifespan="off", access_log=True)
     headers = {"User-Agent": "probe/1", "Referer": "http://r/", "Authorization": "Basic YWRhOnB3"}
     assert httpx.get(f"{running.url}/a/b?c=1", headers=headers).status_code == 201
     assert running.stop() == 0

@@ -1,5 +1,6 @@
 """Deadlines on every connection, heads bounded however they arrive, and requests the app must
-never see (issue #13): the real server on loopback, raw sockets, both event loops.
+never see (issue #13): the real server on loopback, raw sockets; the deadlines and the reads of
+a head on both event loops, what the parser decides on one.
 
 Timeouts are set small so that each test takes about a second; every wait is a socket read or
 an event with a bound, so a server that never closes fails the test instead of hanging it.
@@ -263,11 +264,13 @@ def test_a_long_header_line_within_a_large_limit_costs_no_quadratic_time(serve: 
 
 
 @pytest.mark.parametrize("target", [b"/", b"http://a.example/", b"a.example:443"])
-def test_connect_is_refused_closed_and_never_reaches_the_app(serve: Serve, target: bytes) -> None:
+def test_connect_is_refused_closed_and_never_reaches_the_app(
+    serve_one_loop: Serve, target: bytes
+) -> None:
     # #13.6: CONNECT reached the app, and llhttp (taking it for an upgrade) parsed its body as
     # the next request.
     app = Recorder()
-    running = serve(app, lifespan="off")
+    running = serve_one_loop(app, lifespan="off")
     smuggled = b"GET /smuggled HTTP/1.1\r\nHost: a.example\r\n\r\n"
     data = raw(
         running.port,
@@ -287,11 +290,11 @@ TRAILED = (
 )
 
 
-def test_trailer_fields_stay_out_of_the_asgi_scope(serve: Serve) -> None:
+def test_trailer_fields_stay_out_of_the_asgi_scope(serve_one_loop: Serve) -> None:
     # #13.7: the trailers were appended to the very list the scope holds: a second Host, past
     # the one-Host check.
     app = Recorder()
-    running = serve(app, lifespan="off")
+    running = serve_one_loop(app, lifespan="off")
     data = raw(running.port, TRAILED + b"GET /end HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
     assert data.count(b"HTTP/1.1 200") == 2
     assert app.scopes[0]["headers"] == [
@@ -301,7 +304,7 @@ def test_trailer_fields_stay_out_of_the_asgi_scope(serve: Serve) -> None:
     assert b"evil" not in data and b"injected" not in data
 
 
-def test_trailer_fields_stay_out_of_the_wsgi_environ(serve: Serve) -> None:
+def test_trailer_fields_stay_out_of_the_wsgi_environ(serve_one_loop: Serve) -> None:
     seen: list[dict[str, Any]] = []
 
     def wsgi(environ: dict[str, Any], start_response: Any) -> list[bytes]:
@@ -310,7 +313,7 @@ def test_trailer_fields_stay_out_of_the_wsgi_environ(serve: Serve) -> None:
         start_response("200 OK", [("Content-Length", str(len(body)))])
         return [body]
 
-    running = serve(wsgi)
+    running = serve_one_loop(wsgi)
     closing = TRAILED.replace(b"chunked\r\n", b"chunked\r\nConnection: close\r\n", 1)
     data = raw(running.port, closing)
     assert data.startswith(b"HTTP/1.1 200") and data.endswith(b"hello")
