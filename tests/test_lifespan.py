@@ -7,8 +7,7 @@ from starlette.responses import Response
 
 from wsgi2asgi.exceptions import LifespanFailed
 from wsgi2asgi.lifespan import LifespanDriver
-from wsgi2asgi.routing import Mount, Router
-from wsgi2asgi.typing import ASGIApp, Receive, Scope, Send
+from wsgi2asgi.typing import Receive, Scope, Send
 
 
 async def http_only(scope: Scope, receive: Receive, send: Send) -> None:
@@ -105,15 +104,6 @@ async def test_lifespan_driver_app_answering_with_http_is_an_error_when_required
     await driver.aclose()
 
 
-async def test_router_with_an_app_answering_lifespan_with_http_starts_and_stops() -> None:
-    log: list[str] = []
-    driver = LifespanDriver(Router([Mount("/bare", Response("hi")), Mount("/app", logged(log))]))
-    await driver.startup()  # not lifespan.startup.failed
-    await driver.shutdown()
-    assert driver.supported is True
-    assert log == ["startup", "shutdown"]
-
-
 # -- #12.4: an app that returns right after startup ----------------------------------------------
 
 
@@ -127,24 +117,3 @@ async def test_lifespan_driver_app_returning_after_startup_counts_as_shut_down()
     await driver.startup()
     assert driver.supported is True
     await driver.shutdown()  # no LifespanFailed
-
-
-async def test_router_with_an_app_returning_after_startup_shuts_down_cleanly() -> None:
-    log: list[str] = []
-    router = Router([Mount("/quick", returns_after_startup), Mount("/app", logged(log))])
-    driver = LifespanDriver(router)
-    await driver.startup()
-    await driver.shutdown()  # lifespan.shutdown.complete, not .failed
-    assert log == ["startup", "shutdown"]
-
-
-def logged(log: list[str]) -> ASGIApp:
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        while True:
-            phase = (await receive())["type"].removeprefix("lifespan.")
-            log.append(phase)
-            await send({"type": f"lifespan.{phase}.complete"})
-            if phase == "shutdown":
-                return
-
-    return app
