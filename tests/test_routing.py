@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import httpx
@@ -369,38 +368,6 @@ async def test_host_trailing_dot_is_the_same_name(host: str, label: str) -> None
     )
     data = (await get(app, "/", headers={"host": host})).json()
     assert data["app"] == label
-
-
-@pytest.mark.parametrize(
-    ("prefix", "message"),
-    [
-        ("/a%20b", "'%' never matches"),
-        ("/caf%C3%A9", "'%' never matches"),
-        ("/fl ask", "' ' is not allowed"),
-        ("/a\tb", "'\\t' is not allowed"),
-        ("//a", "empty segment"),
-        ("/a//b", "empty segment"),
-        ("/a/../b", "'..' is a dot-segment"),
-        ("/./a", "'.' is a dot-segment"),
-        ("/a?b", "'?' is not allowed"),
-        ("/a#b", "'#' is not allowed"),
-        ("/a\\b", "'\\\\' is not allowed"),
-        ("/a\u00a0b", "'\\xa0' is not allowed"),
-        ("api", "start with '/'"),
-    ],
-)
-def test_mount_rejects_prefixes_that_can_never_match(prefix: str, message: str) -> None:
-    with pytest.raises(ValueError, match=re.escape(message)):
-        Mount(prefix, echo_app("x"))
-
-
-@pytest.mark.parametrize(
-    ("prefix", "normalised"),
-    [("/", ""), ("", ""), ("/api/", "/api"), ("/café", "/café"), ("/a:b@c!$&'()*+,;=-._~", None)],
-)
-def test_mount_accepts_and_normalises_valid_prefixes(prefix: str, normalised: str | None) -> None:
-    expected = prefix if normalised is None else normalised
-    assert Mount(prefix, echo_app("x")).prefix == expected
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from wsgi2asgi.prefixes import mount_prefix, spec_form
+from wsgi2asgi.prefixes import mount_prefix
 from wsgi2asgi.routing import Mount, Router, route_path
 
 # Path segments as a server decodes them: any characters but "/", including "%", spaces,
@@ -96,21 +96,3 @@ def test_a_prefix_is_refused_or_matches_the_path_it_names(prefix: str) -> None:
         return
     assert mount.prefix == mount_prefix(mount.prefix)
     assert mount.match(http_scope(mount.prefix)) is not None
-
-
-@given(segments, st.sampled_from(["", "/", "/site", "/site/", "/a/b/"]), st.booleans())
-def test_spec_form_puts_path_under_root_path_once(
-    parts: list[str], root: str, old_style: bool
-) -> None:
-    path = path_of(parts)
-    clean = root.rstrip("/")
-    full = path if old_style else clean + path
-    scope = {"path": full, "raw_path": full.encode(), "root_path": root}
-    once = spec_form(scope)
-    assert once["root_path"] == clean
-    assert (
-        once["path"] == full if (full == clean or full.startswith(clean + "/")) else (clean + full)
-    )
-    assert once["raw_path"] == once["path"].encode()
-    assert spec_form(once) is once  # idempotent: a nested router changes nothing
-    assert scope["root_path"] == root  # the incoming scope is never mutated
