@@ -2,119 +2,31 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import Any
 from wsgiref.util import setup_testing_defaults
 
 import httpx
 import pytest
-from flask import Flask
-from starlette.applications import Starlette
-from starlette.responses import PlainTextResponse
 
+from tests.apps.interfaces import (
+    ASGI2,
+    CallableASGI,
+    WSGIClass,
+    asgi2_factory,
+    asgi3_sync_function,
+    asgi_app,
+    wsgi_app,
+)
 from tests.servers import Running
 from wsgi2asgi.asgi import asgi_to_wsgi
 from wsgi2asgi.exceptions import ConfigError
 from wsgi2asgi.fallback import Fallback
-from wsgi2asgi.interface import ASGI2App, detect_interface
+from wsgi2asgi.interface import ASGI2App
 from wsgi2asgi.routing import Mount, Router
 from wsgi2asgi.server.config import Config
 from wsgi2asgi.server.loading import describe, import_app, load
 from wsgi2asgi.wsgi import wsgi_to_asgi
-
-
-def wsgi_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
-    start_response("200 OK", [("Content-Type", "text/plain")])
-    return [f"wsgi {environ['PATH_INFO']}".encode()]
-
-
-async def asgi_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    await PlainTextResponse(f"asgi3 {scope['path']}")(scope, receive, send)
-
-
-class ASGI2:
-    def __init__(self, scope: dict[str, Any]) -> None:
-        self.scope = scope
-
-    async def __call__(self, receive: Any, send: Any) -> None:
-        await PlainTextResponse(f"asgi2 {self.scope['path']}")(self.scope, receive, send)
-
-
-class CallableASGI:
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        await asgi_app(scope, receive, send)
-
-
-def asgi2_factory(scope: dict[str, Any]) -> Any:
-    return ASGI2(scope).__call__
-
-
-class ASGI2Factory:
-    def __call__(self, scope: dict[str, Any]) -> Any:
-        return ASGI2(scope)
-
-
-class MarkedASGI2:
-    """asgiref's marker decides where the signature cannot."""
-
-    _asgi_double_callable = True
-
-    def __call__(self, *args: Any) -> Any:
-        return ASGI2(*args)
-
-
-def asgi3_sync_function(scope: Any, receive: Any, send: Any) -> Any:
-    return asgi_app(scope, receive, send)
-
-
-class WSGIClass:
-    """PEP 3333: "the application object ... could be a class": called, it is the iterable."""
-
-    def __init__(self, environ: dict[str, Any], start_response: Any) -> None:
-        self.body = wsgi_app(environ, start_response)
-
-    def __iter__(self) -> Any:
-        return iter(self.body)
-
-
-# One table for both layers: what `serve` loads, and what asgi_to_wsgi takes (#12.6). The
-# framework apps answer 404 to /x; ours answer "KIND /x".
-INTERFACES: list[tuple[Any, str]] = [
-    (wsgi_app, "wsgi"),
-    (WSGIClass, "wsgi"),
-    (Flask("flask_app"), "wsgi"),
-    (asgi_app, "asgi3"),
-    (CallableASGI(), "asgi3"),
-    (asgi3_sync_function, "asgi3"),
-    (functools.partial(asgi_app), "asgi3"),
-    (Starlette(), "asgi3"),
-    (ASGI2, "asgi2"),
-    (asgi2_factory, "asgi2"),
-    (ASGI2Factory(), "asgi2"),
-    (MarkedASGI2(), "asgi2"),
-]
-
-
-def expected_body(app: Any, kind: str) -> str:
-    framework = isinstance(app, Flask | Starlette)
-    return "404" if framework else f"{kind} /x"
-
-
-@pytest.mark.parametrize(("app", "kind"), INTERFACES)
-def test_interface_detection(app: Any, kind: str) -> None:
-    assert detect_interface(app) == kind
-
-
-@pytest.mark.parametrize(("app", "kind"), INTERFACES)
-def test_asgi_to_wsgi_agrees_with_serve(app: Any, kind: str) -> None:
-    if kind == "wsgi":
-        with pytest.raises(TypeError, match="a WSGI app"):
-            asgi_to_wsgi(app)
-        return
-    with asgi_to_wsgi(app, lifespan="off") as adapter:
-        status, body = wsgi_get(adapter, "/x")
-    assert (body if status.startswith("200") else status[:3]) == expected_body(app, kind)
 
 
 @pytest.mark.parametrize("kind", ["asgi2", "asgi3", "wsgi"])
