@@ -7,7 +7,7 @@ Starlette API's) run around each test. ``docs/testing.md`` walks through this fi
 
 Django's settings are process-wide. Run alone, this module sets them up for the example; in
 our whole suite another module has configured Django differently first, so there these tests
-skip and ``tests/test_testing.py`` runs this module in a pytest process of its own.
+skip and ``tests/test_pytest_plugin.py`` runs this module in a pytest process of its own.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def wsgi2asgi_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ASGIApp]
     if settings.configured and settings.SETTINGS_MODULE != SETTINGS:
         pytest.skip(
             "Django is configured by another test module in this process "
-            "(tests/test_testing.py runs this module in a process of its own)"
+            "(tests/test_pytest_plugin.py runs this module in a process of its own)"
         )
     with pytest.MonkeyPatch.context() as env:
         env.setenv("FLASK_IN_DJANGO_DB", str(tmp_path_factory.mktemp("db") / "db.sqlite3"))
