@@ -2,12 +2,14 @@
 one view that blocks the loop), and a Split between a migrated and a legacy app.
 
 ``create_app()`` builds a fresh tree (each test its own counters); ``app`` is one for
-``wsgi2asgi serve tests.apps.dashboard_site:app``.
+``wsgi2asgi serve tests.apps.dashboard_site:app``. ``served()`` adds the dashboard at
+``/_wsgi2asgi``; ``snapshot()`` and ``row()`` read its JSON.
 """
 
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask
 from starlette.applications import Starlette
@@ -18,9 +20,17 @@ from starlette.websockets import WebSocket
 
 from adapters.flask import flask_app
 from adapters.starlette import starlette_app
+from wsgi2asgi.dashboard import WithDashboard
 from wsgi2asgi.routing import Mount, Router
 from wsgi2asgi.shadow import Shadow
 from wsgi2asgi.split import Split
+
+if TYPE_CHECKING:
+    from wsgi2asgi.testing import TestClient
+
+#: The dashboard's token in the tests, and the address of a client on this machine.
+TOKEN = "a-long-enough-dashboard-token"
+LOCAL = "http://127.0.0.1:8000"
 
 #: How long ``/api/block`` holds the event loop (a blocking call in an async view).
 BLOCK_SECONDS = 0.15
@@ -106,3 +116,21 @@ def create_app() -> Router:
 
 
 app = create_app()
+
+
+def served() -> tuple[WithDashboard, Any]:
+    """The example composite with its dashboard at ``/_wsgi2asgi``, and the bare composite."""
+    app = create_app()
+    return WithDashboard(app, "/_wsgi2asgi", token=TOKEN), app
+
+
+def snapshot(client: TestClient) -> dict[str, Any]:
+    """The dashboard's JSON snapshot, read through ``client``."""
+    response = client.get("/_wsgi2asgi/api/snapshot")
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+def row(snap: dict[str, Any], path: str) -> dict[str, Any]:
+    """The row of the route table whose template is ``path``."""
+    return next(r for r in snap["routes"] if r["path"] == path)

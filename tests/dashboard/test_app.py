@@ -1,9 +1,9 @@
-"""``wsgi2asgi.dashboard``: the migration page, its JSON and live WebSocket, who may see it, the
-``serve --dashboard`` flag, and the page itself in a real headless Chromium."""
+"""``wsgi2asgi.dashboard.app``: the page, its files and live WebSocket, the ``serve --dashboard``
+flag, and the page itself in a real headless Chromium.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import json
@@ -14,7 +14,6 @@ import sys
 import tempfile
 import time
 import zlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,203 +21,16 @@ import httpx
 import pytest
 
 from tests.apps import dashboard_site
+from tests.apps.dashboard_site import LOCAL, TOKEN, row
 from tests.loopback import ServerProcess, wait_until
 from tests.servers import start_server
-from wsgi2asgi.blocking import BlockingDetector, BlockingDetectorMiddleware
-from wsgi2asgi.dashboard import Dashboard, RouteMatcher, WithDashboard
+from wsgi2asgi.dashboard import WithDashboard
 from wsgi2asgi.exceptions import ConfigError, WebSocketRejected
-from wsgi2asgi.inventory import RouteInfo
 from wsgi2asgi.server.config import Config
 from wsgi2asgi.server.main import Server
 from wsgi2asgi.testing import TestClient
 
-ROOT = Path(__file__).resolve().parent.parent
-TOKEN = "a-long-enough-dashboard-token"
-LOCAL = "http://127.0.0.1:8000"
-CHANGE = {"X-Wsgi2asgi-Dashboard": "1"}
-
-
-def served() -> tuple[WithDashboard, Any]:
-    """The example composite with its dashboard at ``/_wsgi2asgi``, and the bare composite."""
-    app = dashboard_site.create_app()
-    return WithDashboard(app, "/_wsgi2asgi", token=TOKEN), app
-
-
-@pytest.fixture
-def client() -> Iterator[TestClient]:
-    with TestClient(served()[0], base_url=LOCAL) as client:
-        yield client
-
-
-def snapshot(client: TestClient) -> dict[str, Any]:
-    response = client.get("/_wsgi2asgi/api/snapshot")
-    assert response.status_code == 200, response.text
-    return dict(response.json())
-
-
-def row(snap: dict[str, Any], path: str) -> dict[str, Any]:
-    return next(r for r in snap["routes"] if r["path"] == path)
-
-
-# -- the route table and the counters -------------------------------------------------------
-
-
-def test_snapshot_lists_every_route_with_framework_mode_and_who_answers(
-    client: TestClient,
-) -> None:
-    snap = snapshot(client)
-    table = {r["path"]: (r["framework"], r["is_async"], r["kind"]) for r in snap["routes"]}
-    assert table["/legacy/users/<int:id>"] == ("flask", False, "http")
-    assert table["/api/items/{id:int}"] == ("starlette", True, "http")
-    assert table["/api/report"] == ("starlette", False, "http")
-    assert table["/api/ws"] == ("starlette", True, "websocket")
-    assert table["/canary/*"] == ("asgi", True, "mount")
-    assert not any(r["path"].startswith("/_wsgi2asgi") for r in snap["routes"])
-
-
-def test_requests_are_counted_under_their_route_template(client: TestClient) -> None:
-    for path in ("/legacy/users/7", "/legacy/users/8", "/api/items/3", "/api/report"):
-        assert client.get(path).status_code == 200
-    assert client.get("/legacy/fail").status_code == 500
-    assert client.get("/canary/checkout", headers={"x-user": "ann"}).status_code == 200
-    assert client.get("/nowhere").status_code == 404
-    with client.websocket_connect("/api/ws") as ws:
-        ws.send_text("hi")
-        assert ws.receive_text() == "hi"
-    snap = snapshot(client)
-    users = row(snap, "/legacy/users/<int:id>")
-    assert users["requests"] == 2 and users["errors"] == 0
-    assert users["latency_ms"]["p50"] > 0
-    assert row(snap, "/legacy/fail")["errors"] == 1
-    assert row(snap, "/canary/*")["requests"] == 1  # an app it cannot look inside: its prefix
-    assert row(snap, "/api/ws")["websockets"] == 1
-    assert snap["other"]["requests"] == 1  # /nowhere
-    assert snap["totals"]["requests"] == 8  # the dashboard's own requests are not counted
-
-
-def test_the_timeline_counts_async_and_sync_requests_per_second(client: TestClient) -> None:
-    for _ in range(3):
-        client.get("/api/items/1")  # async
-    client.get("/legacy/users/1")  # sync
-    client.get("/nowhere")  # no route: neither
-    seconds = snapshot(client)["timeline"]
-    assert sum(s[1] for s in seconds) == 5
-    assert (sum(s[2] for s in seconds), sum(s[3] for s in seconds)) == (3, 1)
-    assert all(abs(s[0] - time.time()) < 60 for s in seconds)  # wall-clock seconds
-
-
-def test_the_route_matcher_reads_flask_starlette_and_django_templates() -> None:
-    routes = [
-        RouteInfo("/f/users/<int:id>", ("GET",), "flask", "user", False),
-        RouteInfo("/f/items", ("GET",), "flask", "items", False),
-        RouteInfo("/f/items", ("POST",), "flask", "create", True),
-        RouteInfo("/s/files/{rest:path}", ("GET",), "starlette", "files", True),
-        RouteInfo("/d/blog/^(?P<year>[0-9]{4})/$", ("*",), "django", "blog:article", False),
-        RouteInfo("/d/notes/<slug:slug>/", ("*",), "django", "note", False),
-        RouteInfo("/opaque/*", (), "asgi", "raw", True, "mount"),
-        RouteInfo("/*", (), "wsgi", "site", False, "mount"),
-    ]
-    matcher = RouteMatcher(routes)
-    found = {
-        ("GET", "/f/users/12"): 0,
-        ("GET", "/f/users/me"): len(routes) - 1,  # <int:...> takes digits only: the root mount
-        ("GET", "/f/items"): 1,
-        ("POST", "/f/items"): 2,  # the rule for that method
-        ("HEAD", "/f/items"): 1,
-        ("GET", "/s/files/a/b/c.txt"): 3,
-        ("GET", "/d/blog/2024/"): 4,
-        ("GET", "/d/notes/hello-world/"): 5,
-        ("GET", "/opaque/deep/path"): 6,
-        ("GET", "/opaque"): 6,
-        ("GET", "/opaquer"): 7,
-    }
-    assert {key: matcher.match(*key) for key in found} == found
-    assert RouteMatcher(routes[:2]).match("GET", "/elsewhere") == 2  # other
-
-
-# -- Shadow, Split, blocking calls -----------------------------------------------------------
-
-
-def test_shadow_differences_are_shown_with_their_diff(client: TestClient) -> None:
-    assert client.get("/legacy/hello").text == "hello\nworld\n"
-    assert wait_until(lambda: snapshot(client)["shadows"][0]["different"] == 1)
-    (shadow,) = snapshot(client)["shadows"]
-    assert shadow["where"] == "/legacy"
-    (difference,) = shadow["differences"]
-    assert difference["route"] == "GET /legacy/hello"
-    assert "-world" in difference["diff"] and "+planet" in difference["diff"]
-    assert difference["problems"] == ["body differs"]
-
-
-def test_split_arms_are_shown_and_the_percentage_changes_with_a_post(client: TestClient) -> None:
-    for user in ("ann", "bob", "cy", "dee"):
-        client.get("/canary/checkout", headers={"x-user": user})
-    (split,) = snapshot(client)["splits"]
-    assert split["where"] == "/canary" and split["percent"] == 50.0
-    arms = split["arms"]
-    assert arms["migrated"]["requests"] + arms["legacy"]["requests"] == 4
-    response = client.post("/_wsgi2asgi/api/splits/0", json={"percent": 12.5}, headers=CHANGE)
-    assert response.status_code == 200, response.text
-    assert response.json()["percent"] == 12.5
-    assert snapshot(client)["splits"][0]["percent"] == 12.5
-
-
-@pytest.mark.parametrize(
-    ("headers", "body", "status"),
-    [
-        ({}, {"percent": 5}, 403),  # no custom header: what a form on another site could send
-        ({**CHANGE, "Origin": "http://evil.example"}, {"percent": 5}, 403),
-        ({**CHANGE, "Origin": "http://127.0.0.1:9999"}, {"percent": 5}, 403),  # another port
-        ({**CHANGE, "Origin": LOCAL}, {"percent": 5}, 200),
-        (CHANGE, {"percent": 101}, 400),
-        (CHANGE, {"percent": "ten"}, 400),
-        (CHANGE, {"share": 5}, 400),
-    ],
-)
-def test_a_percentage_change_must_be_same_origin_and_valid(
-    client: TestClient, headers: dict[str, str], body: dict[str, Any], status: int
-) -> None:
-    response = client.post("/_wsgi2asgi/api/splits/0", json=body, headers=headers)
-    assert response.status_code == status, response.text
-    expected = 5.0 if status == 200 else 50.0
-    assert snapshot(client)["splits"][0]["percent"] == expected
-
-
-def test_a_change_to_a_split_that_does_not_exist_is_404(client: TestClient) -> None:
-    for number in ("3", "x"):
-        url = f"/_wsgi2asgi/api/splits/{number}"
-        assert client.post(url, json={"percent": 1}, headers=CHANGE).status_code == 404
-    assert client.put("/_wsgi2asgi/api/splits/0", json={"percent": 1}).status_code == 405
-
-
-async def test_blocking_episodes_are_shown_with_their_stack() -> None:
-    app = dashboard_site.create_app()
-    with BlockingDetector(threshold=0.05) as detector:
-        dashboard = Dashboard(app, blocking=detector)
-        served = BlockingDetectorMiddleware(dashboard.counted)
-        scope = {"type": "http", "method": "GET", "path": "/api/block", "headers": []}
-        sent: list[dict[str, Any]] = []
-
-        async def receive() -> dict[str, Any]:
-            return {"type": "http.request", "body": b"", "more_body": False}
-
-        async def send(message: dict[str, Any]) -> None:
-            sent.append(message)
-
-        await served(scope, receive, send)
-        deadline = time.monotonic() + 5
-        while detector.count == 0 and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)  # the watchdog closes the episode on its next look
-    report = dashboard.snapshot()["blocking"]
-    assert report["count"] == 1 and report["threshold_ms"] == 50
-    (episode,) = report["episodes"]
-    assert episode["request"] == "GET /api/block"
-    assert "time.sleep(BLOCK_SECONDS)" in episode["stack"]
-    assert episode["duration_ms"] >= 100
-    assert Dashboard(app).snapshot()["blocking"] is None  # off: the page says how to turn it on
-
-
-# -- the page and the live updates -----------------------------------------------------------
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_page_and_its_files_are_served_with_a_strict_policy(client: TestClient) -> None:
@@ -281,89 +93,6 @@ def test_an_open_page_does_not_hold_the_servers_graceful_shutdown(loop: str) -> 
     finally:
         assert running.stop() == 0
     assert time.monotonic() - started < 10  # not the 30 s a never-ending response would take
-
-
-# -- who may see it ---------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("path", ["/", "/api/snapshot", "/static/dashboard.js"])
-def test_a_client_of_another_machine_without_the_token_gets_403(path: str) -> None:
-    app, _ = served()
-    with TestClient(app, base_url=LOCAL, client=("203.0.113.7", 40000)) as client:
-        response = client.get("/_wsgi2asgi" + path)
-        assert response.status_code == 403
-        assert "token" in response.text
-        assert client.get("/api/items/1").status_code == 200  # the app itself is not guarded
-        with pytest.raises(WebSocketRejected):
-            with client.websocket_connect("/_wsgi2asgi/api/live"):
-                pass
-
-
-def test_without_a_token_the_dashboard_is_for_this_machine_only() -> None:
-    app = WithDashboard(dashboard_site.create_app())
-    with TestClient(app, base_url=LOCAL, client=("203.0.113.7", 40000)) as client:
-        response = client.get("/_wsgi2asgi/api/snapshot", params={"token": "x" * 20})
-        assert response.status_code == 403 and "--dashboard-token" in response.text
-    with TestClient(app, base_url="http://localhost:8000", client=("::1", 40000)) as client:
-        assert client.get("/_wsgi2asgi/api/snapshot").status_code == 200
-
-
-@pytest.mark.parametrize(
-    "offer",
-    [
-        {"headers": {"Authorization": f"Bearer {TOKEN}"}},
-        {"cookies": {"wsgi2asgi_dashboard": TOKEN}},
-        {"params": {"token": TOKEN}},
-    ],
-)
-def test_the_token_lets_another_machine_in(offer: dict[str, Any]) -> None:
-    app, _ = served()
-    with TestClient(app, base_url="http://dash.example", client=("203.0.113.7", 1)) as client:
-        client.cookies.update(offer.pop("cookies", {}))
-        assert client.get("/_wsgi2asgi/api/snapshot", **offer).status_code == 200
-
-
-def test_the_token_in_the_address_becomes_a_strict_cookie_and_leaves_the_address() -> None:
-    app, _ = served()
-    with TestClient(app, base_url="https://dash.example", client=("203.0.113.7", 1)) as client:
-        response = client.get("/_wsgi2asgi/", params={"token": TOKEN}, follow_redirects=False)
-        assert (response.status_code, response.headers["location"]) == (303, "/_wsgi2asgi/")
-        cookie = response.headers["set-cookie"]
-        assert cookie.startswith(f"wsgi2asgi_dashboard={TOKEN};")
-        for attribute in ("Path=/_wsgi2asgi/", "HttpOnly", "SameSite=Strict", "Secure"):
-            assert attribute in cookie
-        assert client.get("/_wsgi2asgi/").status_code == 200  # the cookie now
-        assert client.get("/_wsgi2asgi/api/snapshot").status_code == 200
-        assert client.get("/_wsgi2asgi/", params={"token": TOKEN + "x"}).status_code == 200
-        client.cookies.clear()
-        assert client.get("/_wsgi2asgi/", params={"token": TOKEN + "x"}).status_code == 403
-
-
-@pytest.mark.parametrize(
-    ("base_url", "headers"),
-    [
-        ("http://attacker.example:8000", {}),  # DNS rebinding: a loopback client, a foreign name
-        (LOCAL, {"X-Forwarded-For": "203.0.113.7"}),  # a proxy on this machine
-        (LOCAL, {"Forwarded": "for=203.0.113.7"}),
-        (LOCAL, {"X-Real-IP": "203.0.113.7"}),
-    ],
-)
-def test_a_loopback_client_is_not_local_behind_a_proxy_or_a_foreign_name(
-    base_url: str, headers: dict[str, str]
-) -> None:
-    app, _ = served()
-    with TestClient(app, base_url=base_url) as client:
-        assert client.get("/_wsgi2asgi/api/snapshot", headers=headers).status_code == 403
-
-
-def test_a_short_token_or_the_root_as_path_is_refused() -> None:
-    with pytest.raises(ValueError, match="at least 16 characters"):
-        Dashboard(dashboard_site.create_app(), token="short")
-    with pytest.raises(ValueError, match="not the root"):
-        WithDashboard(dashboard_site.create_app(), "/")
-
-
-# -- serve --dashboard ------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -438,9 +167,6 @@ def test_serve_has_no_dashboard_unless_asked() -> None:
         assert httpx.get(f"http://127.0.0.1:{port}/_wsgi2asgi/", timeout=10).status_code == 404
     finally:
         stop(server)
-
-
-# -- the page in a real browser ---------------------------------------------------------------
 
 
 def test_ci_runs_the_readme_command_which_installs_chromium_before_pytest() -> None:
