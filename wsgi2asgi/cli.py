@@ -148,48 +148,17 @@ def serve_config(args: argparse.Namespace, environ: MutableMapping[str, str]) ->
 
 
 def _run_serve(args: argparse.Namespace) -> int:
-    config = serve_config(args, os.environ)
-    if config.reload:
-        return _run_with_reload(config, args.argv)
-    if config.workers > 1:
-        return _run_workers(config, args.argv)
-    from wsgi2asgi.server import serve
+    from wsgi2asgi.server.main import run_config
 
-    options = {field.name: getattr(config, field.name) for field in dataclasses.fields(config)}
+    config = serve_config(args, os.environ)
     wrap_app = None
-    if config.dashboard is not None:  # the dashboard is a tool: the server cannot import it
+    # The dashboard is a tool: the server cannot import it. Under --workers or --reload the
+    # server processes are this command too, and each adds it.
+    if config.dashboard is not None and config.workers == 1 and not config.reload:
         from wsgi2asgi.dashboard import server_wrapper
 
         wrap_app = server_wrapper(config.dashboard, config.dashboard_token)
-    return serve(options.pop("app"), wrap_app=wrap_app, **options)
-
-
-def _run_with_reload(config: Config, argv: Sequence[str]) -> int:
-    from wsgi2asgi.server.logs import configure_logging
-    from wsgi2asgi.server.reloader import run_with_reload
-    from wsgi2asgi.server.supervisor import worker_command
-
-    configure_logging(config)
-    # The server process gets the same arguments; the last flag wins over the environment
-    # and the config file, which would otherwise make it a reloader too.
-    command = [*worker_command(argv, multiprocess=False), "--no-reload"]
-    return run_with_reload(
-        command,
-        config.reload_dirs or [config.app_dir],
-        includes=config.reload_includes,
-        excludes=config.reload_excludes,
-        delay=config.reload_delay,
-    )
-
-
-def _run_workers(config: Config, argv: Sequence[str]) -> int:
-    from wsgi2asgi.server.logs import configure_logging
-    from wsgi2asgi.server.supervisor import bind, supervise, worker_command
-
-    configure_logging(config)
-    sock = bind(config.host, config.port, config.uds, config.backlog)
-    command = [*worker_command(argv), "--workers", "1", "--no-reload"]
-    return supervise(command, config.workers, sock, config.timeout_graceful_shutdown)
+    return run_config(config, wrap_app=wrap_app)
 
 
 # -- routes -------------------------------------------------------------------------------------
@@ -299,7 +268,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:  # a value argparse cannot judge (a mount): one line, no usage
         print(f"wsgi2asgi: error: {exc}", file=sys.stderr)
         return 2
-    args.argv = argv
     if args.command is None:
         parser.print_help()
         return 2

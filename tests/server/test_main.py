@@ -19,14 +19,18 @@ import httpx
 import pytest
 
 from tests.loopback import ServerProcess, wait_until
+from wsgi2asgi.exceptions import ConfigError
+from wsgi2asgi.server import Config, Server
 
 ROOT = Path(__file__).resolve().parents[2]
 HELD = "tests.apps.lifecycle:held"
+LIFECYCLE = HELD.partition(":")[0]
 
 
-def start(*args: str) -> ServerProcess:
+def start(*args: str, env: dict[str, str] | None = None) -> ServerProcess:
     command = [sys.executable, "-m", "wsgi2asgi", "serve", *args, "--port", "0"]
-    return ServerProcess(command, cwd=ROOT, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    environ = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
+    return ServerProcess(command, cwd=ROOT, env=environ)
 
 
 def hold_request(server: ServerProcess, port: int) -> socket.socket:
@@ -279,6 +283,152 @@ def test_reload_restarts_the_server_when_a_file_changes(tmp_path: Path) -> None:
         server.process.send_signal(signal.SIGTERM)
         status, _ = server.finish()
     assert status == 0
+
+
+# -- --workers with --uds; workers and reload from the Python API ----------------------------
+
+
+def answered_by_two_workers(client: httpx.Client, url: str) -> set[str]:
+    """The process ids that answer ``url``, a new connection each time, once two have."""
+    pids: set[str] = set()
+
+    def both() -> bool:
+        pids.add(client.get(url, headers={"Connection": "close"}).text)
+        return len(pids) == 2
+
+    assert wait_until(both, timeout=20), f"only {pids} answered"
+    return pids
+
+
+@pytest.mark.parametrize("source", ["flag", "environment", "config file"])
+def test_workers_serve_a_unix_socket(tmp_path: Path, source: str) -> None:
+    # The workers are given the supervisor's socket: wherever --uds came from, they must not
+    # also see it (before: "--uds and --fd cannot be used together", in every worker).
+    path = tmp_path / "server.sock"
+    args, env = [f"{LIFECYCLE}:whoami", "--workers", "2"], {}
+    if source == "flag":
+        args += ["--uds", str(path)]
+    elif source == "environment":
+        env["WSGI2ASGI_UDS"] = str(path)
+    else:
+        (tmp_path / "wsgi2asgi.toml").write_text(f'uds = "{path}"\n')
+        args += ["--config", str(tmp_path / "wsgi2asgi.toml")]
+    server = start(*args, env=env)
+    try:
+        first, _ = server.wait_for(rf"serving on unix:{re.escape(str(path))} ")
+        server.wait_for(r"serving on unix:", after=first + 1)
+        with httpx.Client(transport=httpx.HTTPTransport(uds=str(path)), timeout=10) as client:
+            answered_by_two_workers(client, "http://worker/")
+    finally:
+        server.process.send_signal(signal.SIGTERM)
+        status, output = server.finish()
+    assert status == 0, output
+    assert "error" not in output
+
+
+def start_from_python(*lines: str, cwd: Path = ROOT) -> ServerProcess:
+    """Run a Python script (``lines``) that calls ``wsgi2asgi.server.serve``, in ``cwd``."""
+    script = cwd / "run_server.py"
+    script.write_text("\n".join(["from wsgi2asgi.server import serve", *lines, ""]))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WSGI2ASGI_")}
+    return ServerProcess(
+        [sys.executable, str(script)], cwd=ROOT, env=dict(env, PYTHONUNBUFFERED="1")
+    )
+
+
+WHOAMI = """
+import os
+
+def app(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [f"{os.getpid()} {environ['wsgi.multiprocess']}".encode()]
+"""
+
+
+def test_serve_from_python_runs_workers(tmp_path: Path) -> None:
+    # The app module sits next to the script, not in the working directory: the workers
+    # import it as the script could (its sys.path), as uvicorn.run's workers do.
+    (tmp_path / "next_to_script.py").write_text(WHOAMI)
+    server = start_from_python(
+        'raise SystemExit(serve("next_to_script:app", port=0, workers=2))', cwd=tmp_path
+    )
+    try:
+        port = server.port()
+        with httpx.Client(timeout=10) as client:
+            answers = answered_by_two_workers(client, f"http://127.0.0.1:{port}/")
+    finally:
+        server.process.send_signal(signal.SIGTERM)
+        status, output = server.finish()
+    assert status == 0, output
+    assert all(answer.endswith(" True") for answer in answers)  # wsgi.multiprocess
+    assert "Started supervisor process" in output
+
+
+def test_serve_from_python_reloads(tmp_path: Path) -> None:
+    module = tmp_path / "reloaded_from_python.py"
+    source = (
+        "async def app(scope, receive, send):\n"
+        "    if scope['type'] != 'http':\n"
+        "        return\n"
+        "    await send({'type': 'http.response.start', 'status': 200, 'headers': []})\n"
+        "    await send({'type': 'http.response.body', 'body': b'VERSION'})\n"
+    )
+    module.write_text(source.replace("VERSION", "one"))
+    first = module.stat().st_mtime_ns
+    server = start_from_python(
+        "raise SystemExit(serve('reloaded_from_python:app', port=0, reload=True,"
+        f" reload_dirs=[{str(tmp_path)!r}]))",
+        cwd=tmp_path,
+    )
+    try:
+        assert httpx.get(f"http://127.0.0.1:{server.port()}/", timeout=10).text == "one"
+        module.write_text(source.replace("VERSION", "two"))
+        later = first + 2_000_000_000  # a different modification time on any filesystem
+        os.utime(module, ns=(later, later))
+        restarting, _ = server.wait_for(r"changed: .*reloaded_from_python\.py; restarting")
+        port = server.port(after=restarting)
+        assert httpx.get(f"http://127.0.0.1:{port}/", timeout=10).text == "two"
+    finally:
+        server.process.send_signal(signal.SIGTERM)
+        status, output = server.finish()
+    assert status == 0, output
+
+
+@pytest.mark.parametrize(
+    ("options", "needs"),
+    [
+        ("workers=2", "workers=2 runs the app in other processes"),
+        ("reload=True", "reload=True runs the app in other processes"),
+    ],
+)
+def test_serve_from_python_refuses_processes_for_an_app_object(options: str, needs: str) -> None:
+    # In a subprocess: were the setting ignored, the server would run (until the timeout).
+    script = (
+        "from wsgi2asgi.server import serve\n"
+        "async def app(scope, receive, send): ...\n"
+        "wrap = lambda app, detector: app\n"
+        f"for kwargs in ({{'app': app}}, {{'app': None, 'mounts': [('/', app)]}},"
+        f" {{'app': '{LIFECYCLE}:whoami', 'wrap_app': wrap}}):\n"
+        "    try:\n"
+        f"        serve(port=0, {options}, **kwargs)\n"
+        "    except Exception as exc:\n"
+        "        print(type(exc).__name__, exc)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=20
+    )
+    lines = done.stdout.splitlines()
+    assert len(lines) == 3, done.stdout + done.stderr
+    assert all(line.startswith(f"ConfigError {needs}") for line in lines), lines
+    assert "give 'module:attr', not <function app" in lines[0]
+    assert "give 'module:attr', not <function app" in lines[1]
+    assert lines[2].endswith("wrap_app cannot reach them")
+
+
+@pytest.mark.parametrize("options", [{"workers": 2}, {"reload": True}])
+def test_server_refuses_workers_and_reload(options: dict[str, object]) -> None:
+    with pytest.raises(ConfigError, match=r"Server runs one process; for .* use serve\("):
+        Server(Config(app=f"{LIFECYCLE}:whoami", **options))
 
 
 # -- a user's mistake is one line, a non-zero exit and no traceback (#14.2) -------------------

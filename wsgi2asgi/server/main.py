@@ -39,14 +39,16 @@ from wsgi2asgi.server.config import Config
 from wsgi2asgi.server.http11 import Limits
 from wsgi2asgi.server.loading import load
 from wsgi2asgi.server.logs import configure_logging
+from wsgi2asgi.server.reloader import run_with_reload
 from wsgi2asgi.server.state import ServerState
+from wsgi2asgi.server.supervisor import run_workers, worker_command
 from wsgi2asgi.server.tcp import HTTPProtocol
 from wsgi2asgi.typing import ASGIApp
 
 if TYPE_CHECKING:
     from wsgi2asgi.blocking import BlockingDetector
 
-__all__ = ["EXIT_STARTUP_FAILED", "SHUTDOWN_GRACE", "Server", "serve"]
+__all__ = ["EXIT_STARTUP_FAILED", "SHUTDOWN_GRACE", "Server", "run_config", "serve"]
 
 logger = logging.getLogger("wsgi2asgi.error")
 
@@ -71,12 +73,19 @@ class Server:
         await server.serve()          # until server.should_exit is set or a signal arrives
 
     Args:
-        config: the settings.
+        config: the settings; ``workers`` and ``reload`` start other processes, which a
+            ``Server`` does not: :func:`serve` does.
         wrap_app: called with the loaded app (and the blocking-call detector); serves what it
             returns. ``config.dashboard`` needs one (the command line passes the dashboard's).
     """
 
     def __init__(self, config: Config, *, wrap_app: AppWrapper | None = None) -> None:
+        if config.workers > 1 or config.reload:
+            asked = f"workers={config.workers}" if config.workers > 1 else "reload=True"
+            raise ConfigError(
+                f"Server runs one process; for {asked} use serve('module:attr', ...) or "
+                "`wsgi2asgi serve` (docs/server.md)"
+            )
         self.config = config
         self.wrap_app = wrap_app
         self.should_exit = asyncio.Event()
@@ -352,21 +361,68 @@ def _url(sock: socket.socket, config: Config) -> str:
 def serve(app: Any, *, wrap_app: AppWrapper | None = None, **options: Any) -> int:
     """Serve ``app`` (a callable or ``"module:attr"``) until SIGINT/SIGTERM; return the status.
 
+    ``workers`` and ``reload`` start server processes that import the app, so they need the
+    app (and every mount's) as an import string, as ``uvicorn.run`` does.
+
     Example::
 
         serve("examples.flask_in_django.asgi:application", port=8000)
+        serve("myproject.wsgi:application", port=8000, workers=4)
 
     Args:
         app: the app, or ``None`` with ``mounts=[(prefix, app), ...]``.
-        wrap_app: what wraps the loaded app (see :class:`Server`).
+        wrap_app: what wraps the loaded app (see :class:`Server`); one process only.
         **options: any :class:`~wsgi2asgi.server.config.Config` field.
 
     Raises:
-        ConfigError: invalid options, or an app that cannot be imported.
+        ConfigError: invalid options, an app that cannot be imported, or ``workers`` or
+            ``reload`` with an app object or ``wrap_app``.
     """
-    config = Config(app=app, **options)
+    return run_config(Config(app=app, **options), wrap_app=wrap_app)
+
+
+def run_config(config: Config, *, wrap_app: AppWrapper | None = None) -> int:
+    """Serve as ``config`` says: one server process, or a supervisor of ``config.workers``, or
+    a reloader (``config.reload``); return the exit status. See :func:`serve`.
+
+    Raises:
+        ConfigError: as :func:`serve`.
+    """
+    if config.workers == 1 and not config.reload:
+        configure_logging(config)
+        return run(Server(config, wrap_app=wrap_app))
+    _check_importable(config, wrap_app)
     configure_logging(config)
-    return run(Server(config, wrap_app=wrap_app))
+    if config.workers > 1:
+        return run_workers(config)
+    command, env = worker_command(config, reload=False)
+    return run_with_reload(
+        command,
+        config.reload_dirs or [config.app_dir],
+        includes=config.reload_includes,
+        excludes=config.reload_excludes,
+        delay=config.reload_delay,
+        env=env,
+    )
+
+
+def _check_importable(config: Config, wrap_app: AppWrapper | None) -> None:
+    """Other processes import the apps: each must be ``module:attr``, and nothing wraps them.
+
+    Raises:
+        ConfigError: ``workers=2 runs the app in other processes, which import it: ...``.
+    """
+    asked = f"workers={config.workers}" if config.workers > 1 else "reload=True"
+    apps = [config.app, *(app for _, app in config.mounts)]
+    apps += [app for _, _, app in config.host_mounts]
+    for app in apps:
+        if app is not None and not isinstance(app, str):
+            raise ConfigError(
+                f"{asked} runs the app in other processes, which import it: give "
+                f"'module:attr', not {app!r} (as uvicorn.run wants; docs/server.md)"
+            )
+    if wrap_app is not None:
+        raise ConfigError(f"{asked} runs the app in other processes: wrap_app cannot reach them")
 
 
 def run(server: Server) -> int:

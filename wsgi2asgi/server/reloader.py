@@ -27,7 +27,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from wsgi2asgi.server.supervisor import StopSignals, reap
 
@@ -98,8 +98,10 @@ def run_with_reload(
     includes: Sequence[str] = (),
     excludes: Sequence[str] = (),
     delay: float = 0.25,
+    env: Mapping[str, str] | None = None,
 ) -> int:
-    """Run ``argv`` as the server process and restart it whenever a watched file changes.
+    """Run ``argv`` (in ``env``) as the server process and restart it whenever a watched file
+    changes.
 
     Returns:
         0 once SIGTERM or SIGINT has stopped the reloader (and its server).
@@ -107,13 +109,13 @@ def run_with_reload(
     watched = FileFilter(directories, includes, excludes)
     with StopSignals(signal.SIGTERM, signal.SIGINT) as stop:
         changes, how = _watch(directories, watched, delay, lambda: stop.requested)
-        process = subprocess.Popen(list(argv))
+        process = subprocess.Popen(list(argv), env=env)
         logger.info("reloader %d watching %s (%s)", os.getpid(), ", ".join(directories), how)
         try:
             for changed in changes:
                 logger.info("changed: %s; restarting", ", ".join(changed[:5]))
                 _stop(process)
-                process = subprocess.Popen(list(argv))
+                process = subprocess.Popen(list(argv), env=env)
         finally:
             _stop(process)
     return 0

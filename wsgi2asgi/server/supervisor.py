@@ -4,6 +4,13 @@ Rules this module keeps:
 
 * The supervisor binds the socket once and hands it to every worker (``--fd``), so all
   workers accept on the same port and a restart never drops the listener.
+* A server process it starts (a worker, or the reloader's server) is given every setting it
+  needs, and nothing else: :func:`worker_command` puts the settings that differ from their
+  defaults in its environment (a secret such as ``--dashboard-token`` stays out of ``ps``) and
+  the app on its command line, with ``--config /dev/null`` and none of the parent's
+  ``WSGI2ASGI_*`` variables. So a worker never sees the ``--uds`` (from a flag, a variable or
+  a file) that the supervisor has already bound, beside the ``--fd`` it is handed.
+* It imports the app as the parent could: the parent's ``sys.path`` is its ``PYTHONPATH``.
 * A worker that exits while the supervisor is running is restarted (at most once a second per
   slot, so a crash loop does not spin); its exit status is logged.
 * SIGTERM/SIGINT/SIGHUP reach the supervisor, which forwards SIGTERM to every worker (each
@@ -18,34 +25,52 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
+import shlex
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import FrameType, TracebackType
 from typing import Any
 
 from wsgi2asgi.server import binding
+from wsgi2asgi.server.config import Config, settings
+from wsgi2asgi.server.settings import ENV_PREFIX, Setting, comma_list, header, host_mount, mount
 
-__all__ = ["StopSignals", "bind", "reap", "supervise", "worker_command"]
+__all__ = ["StopSignals", "bind", "reap", "run_workers", "supervise", "worker_command"]
 
 logger = logging.getLogger("wsgi2asgi.error")
 
 _Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
 
 
-def bind(host: str, port: int, uds: str | None, backlog: int) -> socket.socket:
-    """Bind and listen (:func:`wsgi2asgi.server.binding.bind`); the socket is inheritable so
-    workers can use it. A host with several addresses is served on the first one.
+def run_workers(config: Config) -> int:
+    """``--workers N``: bind the socket once, then :func:`supervise` N server processes on it.
+
+    Raises:
+        ConfigError: the address cannot be listened on (nothing is started then).
+    """
+    sock = bind(config)
+    command, env = worker_command(
+        config, workers=1, reload=False, multiprocess=True, uds=None, fd=sock.fileno()
+    )
+    return supervise(command, config.workers, sock, config.timeout_graceful_shutdown, env=env)
+
+
+def bind(config: Config) -> socket.socket:
+    """Bind and listen as ``config`` says (:func:`wsgi2asgi.server.binding.bind_config`); the
+    socket is inheritable so workers can use it. A host with several addresses is served on
+    the first one.
 
     Raises:
         ConfigError: one line naming the address and why it cannot be listened on.
     """
-    first, *others = binding.bind(host, port, uds, backlog)
+    first, *others = binding.bind_config(config)
     for sock in others:
         sock.close()
     first.set_inheritable(True)
@@ -53,21 +78,23 @@ def bind(host: str, port: int, uds: str | None, backlog: int) -> socket.socket:
 
 
 def supervise(
-    worker_argv: Sequence[str],
+    command: Sequence[str],
     workers: int,
     sock: socket.socket,
     graceful_timeout: float | None,
+    *,
+    env: Mapping[str, str] | None = None,
 ) -> int:
-    """Run ``workers`` copies of ``worker_argv + ["--fd", FD]`` until a stop signal.
+    """Run ``workers`` copies of ``command`` (in ``env``), each inheriting ``sock``, until a
+    stop signal. The command tells them the socket's descriptor (:func:`worker_command`).
 
     Returns:
         0 after a signal-initiated stop.
     """
     fd = sock.fileno()
-    argv = [*worker_argv, "--fd", str(fd)]
 
     def spawn() -> subprocess.Popen[bytes]:
-        return subprocess.Popen(argv, pass_fds=[fd])
+        return subprocess.Popen(list(command), pass_fds=[fd], env=env)
 
     with StopSignals(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as stop:
         logger.info("Started supervisor process [%d]", os.getpid())
@@ -158,23 +185,56 @@ def reap(process: subprocess.Popen[bytes], timeout: float) -> None:
         process.wait()
 
 
-def worker_command(argv: Sequence[str], *, multiprocess: bool = True) -> list[str]:
-    """The command line of one worker: the same ``serve`` arguments without ``--workers``.
+def worker_command(config: Config, **changes: Any) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment of a server process serving ``config`` with ``changes``.
 
-    With ``multiprocess`` (several workers serve the same app), the worker is told so, and
-    its WSGI apps see ``wsgi.multiprocess`` true (PEP 3333).
+    Example::
+
+        command, env = worker_command(config, workers=1, multiprocess=True, uds=None, fd=5)
+        # command: [sys.executable, "-m", "wsgi2asgi", "serve", APP, "--config", "/dev/null"]
+        # env: os.environ without WSGI2ASGI_*, plus WSGI2ASGI_FD=5, WSGI2ASGI_MULTIPROCESS=1...
+
+    Raises:
+        ConfigError: ``changes`` make an invalid ``Config``.
     """
-    cleaned: list[str] = []
-    skip = False
-    for arg in argv:
-        if skip:
-            skip = False
-            continue
-        if arg == "--workers":
-            skip = True
-            continue
-        if arg.startswith("--workers="):
-            continue
-        cleaned.append(arg)
-    flag = ["--multiprocess"] if multiprocess else []
-    return [sys.executable, "-m", "wsgi2asgi", *cleaned, *flag]
+    child = dataclasses.replace(config, **changes)
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(ENV_PREFIX) and name != "WEB_CONCURRENCY"
+    }
+    env["PYTHONPATH"] = os.pathsep.join(sys.path)
+    for setting in settings():
+        value = getattr(child, setting.name)
+        if not setting.positional and value != setting.default:
+            env[setting.env] = _environment_text(setting, value)
+    app = [] if child.app is None else [str(child.app)]
+    # An empty config file: the settings are all in the environment, none in ./pyproject.toml.
+    return [sys.executable, "-m", "wsgi2asgi", "serve", *app, "--config", os.devnull], env
+
+
+def _environment_text(setting: Setting, value: Any) -> str:
+    """The ``WSGI2ASGI_*`` variable's text that means ``value`` (``sources.from_environment``
+    reads it back): a repeatable setting's texts split as a shell would."""
+    if setting.repeat:
+        return shlex.join(_text(setting, item) for item in value)
+    return _text(setting, value)
+
+
+def _text(setting: Setting, value: Any) -> str:
+    """The text ``setting.value`` parses as ``value``: the inverse of a setting's parser."""
+    if setting.parse is mount:
+        prefix, app = value
+        return f"{prefix or '/'}={app}"
+    if setting.parse is host_mount:
+        host, prefix, app = value
+        return f"{host}={prefix or '/'}={app}"
+    if setting.parse is header:
+        return f"{value[0]}: {value[1]}"
+    if setting.parse is comma_list:
+        return ",".join(value)
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if value is None:  # an optional number, off (a text setting's None is its default)
+        return "none"
+    return str(value)
