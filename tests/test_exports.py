@@ -1,4 +1,5 @@
-"""The public names importable from the package root."""
+"""The public names of the package: importable from the root, listed in each module's
+``__all__`` (sorted, complete), exceptions from ``exceptions.py`` only, and no ``assert``."""
 
 from __future__ import annotations
 import __future__
@@ -91,3 +92,65 @@ def test_library_code_asserts_nothing(path: Path) -> None:
     tree = ast.parse(path.read_text(encoding="utf-8"))
     lines = [node.lineno for node in ast.walk(tree) if isinstance(node, ast.Assert)]
     assert not lines, f"assert in {path} at lines {lines}"
+
+
+#: Modules with no ``__all__``: nothing to export (the adapters package's docstring, the
+#: ``python -m wsgi2asgi`` entry point) or a deprecated path forwarding every name with a warning.
+NO_ALL = {"adapters", "wsgi2asgi.__main__", "wsgi2asgi.config", "wsgi2asgi.workers"}
+
+
+def _all_modules() -> list[tuple[str, Path]]:
+    """Every module of the package and of ``adapters/``."""
+    adapters = [
+        ("adapters" if path.stem == "__init__" else f"adapters.{path.stem}", path)
+        for path in sorted(ADAPTERS.glob("*.py"))
+    ]
+    return _package_modules() + adapters
+
+
+def _order(name: str) -> tuple[int, str]:
+    """isort's order (ruff's RUF022): CONSTANTS, then Classes, then everything else."""
+    if name.isupper():
+        return (0, name)
+    return (1, name) if name[:1].isupper() else (2, name)
+
+
+def _top_level_names(tree: ast.Module) -> tuple[set[str], set[str]]:
+    """The public functions and classes a module defines, and every name it binds."""
+    defined: set[str] = set()
+    bound: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            bound.add(node.name)
+            if not node.name.startswith("_"):
+                defined.add(node.name)
+        elif isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            bound.update(t.id for t in targets if isinstance(t, ast.Name))
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            bound.update((a.asname or a.name).split(".")[0] for a in node.names)
+    return defined, bound
+
+
+def _dunder_all(tree: ast.Module) -> list[str] | None:
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets
+        ):
+            return list(ast.literal_eval(node.value))
+    return None
+
+
+@pytest.mark.parametrize(("module", "path"), _all_modules(), ids=[m for m, _ in _all_modules()])
+def test_every_module_lists_its_public_names_in_a_sorted_all(module: str, path: Path) -> None:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    listed = _dunder_all(tree)
+    if module in NO_ALL:
+        assert listed is None, f"{module} has an __all__: take it out of NO_ALL"
+        return
+    assert listed is not None, f"{module} has no __all__"
+    assert listed == sorted(listed, key=_order), f"{module}.__all__ is not sorted"
+    defined, bound = _top_level_names(tree)
+    # A public function or class is exported; one only its own module uses is _private.
+    assert sorted(defined - set(listed)) == [], f"missing from {module}.__all__"
+    assert sorted(set(listed) - bound - {"__version__"}) == [], f"{module}.__all__ lists"

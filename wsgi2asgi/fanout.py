@@ -31,7 +31,13 @@ from wsgi2asgi.exceptions import LifespanFailed
 from wsgi2asgi.lifespan import LifespanDriver
 from wsgi2asgi.typing import ASGIApp, Receive, Scope, Send
 
-__all__ = ["APP_STATES", "lifespan_leaves", "run_lifespans", "with_app_state"]
+__all__ = [
+    "APP_STATES",
+    "give_app_state",
+    "lifespan_leaves",
+    "run_lifespans",
+    "with_app_state",
+]
 
 logger = logging.getLogger(__name__)
 

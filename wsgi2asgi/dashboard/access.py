@@ -30,7 +30,7 @@ import urllib.parse
 from wsgi2asgi.headers import request_host
 from wsgi2asgi.typing import Scope
 
-__all__ = ["COOKIE", "CSRF_HEADER", "AccessRule"]
+__all__ = ["COOKIE", "CSRF_HEADER", "AccessRule", "token_in_query"]
 
 #: The cookie that holds the token once a page was opened with ``?token=``.
 COOKIE = "wsgi2asgi_dashboard"

@@ -48,7 +48,7 @@ from wsgi2asgi.typing import ASGIApp
 if TYPE_CHECKING:
     from wsgi2asgi.blocking import BlockingDetector
 
-__all__ = ["EXIT_STARTUP_FAILED", "SHUTDOWN_GRACE", "Server", "run_config", "serve"]
+__all__ = ["EXIT_STARTUP_FAILED", "SHUTDOWN_GRACE", "Server", "run", "run_config", "serve"]
 
 logger = logging.getLogger("wsgi2asgi.error")
 

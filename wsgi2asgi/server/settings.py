@@ -42,8 +42,8 @@ __all__ = [
     "integer",
     "mount",
     "number",
-    "optional_integer",
     "number_or_off",
+    "optional_integer",
     "setting",
     "settings_of",
 ]

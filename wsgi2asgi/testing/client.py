@@ -123,7 +123,7 @@ class AsyncTestClient(httpx.AsyncClient):
         Raises:
             WebSocketRejected: the app refused the handshake (status 403 or its denial's).
         """
-        session = websocket_session(self, self.app_transport, url, subprotocols, headers)
+        session = _websocket_session(self, self.app_transport, url, subprotocols, headers)
         await session.connect()
         try:
             yield session
@@ -198,7 +198,7 @@ class TestClient(httpx.Client):
         Raises:
             WebSocketRejected: the app refused the handshake (status 403 or its denial's).
         """
-        session = websocket_session(self, self.app_transport, url, subprotocols, headers)
+        session = _websocket_session(self, self.app_transport, url, subprotocols, headers)
         self._portal.call(session.connect())
         try:
             yield WebSocketSession(session, self._portal)
@@ -258,7 +258,7 @@ class WebSocketSession:
         self._portal.call(self._session.close(code, reason))
 
 
-def websocket_session(
+def _websocket_session(
     client: httpx.Client | httpx.AsyncClient,
     transport: AppTransport,
     url: str,

@@ -43,7 +43,7 @@ Normaliser = Callable[[bytes], bytes] | str | bytes | re.Pattern[str] | re.Patte
 
 
 @dataclasses.dataclass(frozen=True)
-class Replay:
+class _Replay:
     """One request to send to both apps."""
 
     method: str
@@ -83,7 +83,7 @@ def assert_same_responses(
         ValueError: a request that cannot be replayed (an unknown form, a route template).
         TypeError: ``requests`` is one request, not a list of them.
     """
-    replays = [to_replay(item) for item in _items(requests)]
+    replays = [_to_replay(item) for item in _items(requests)]
     normalisers = [_normaliser(item) for item in ignore]
     found: list[str] = []
     options: dict[str, Any] = {"base_url": base_url, "raise_app_exceptions": False}
@@ -98,28 +98,30 @@ def assert_same_responses(
         raise AssertionError("\n\n".join([f"{count} (legacy != migrated):", *found]))
 
 
-def to_replay(item: Any) -> Replay:
-    """The :class:`Replay` for one item of ``requests`` (see the module's rules).
+def _to_replay(item: Any) -> _Replay:
+    """The :class:`_Replay` for one item of ``requests`` (see the module's rules).
 
     Raises:
         ValueError: ``item`` is no request form this module knows, or a route template.
     """
     if isinstance(item, str):
         method, _, path = item.strip().rpartition(" ")
-        return _checked(Replay(method.upper() or "GET", path))
+        return _checked(_Replay(method.upper() or "GET", path))
     if isinstance(item, httpx.Request):
         path = item.url.raw_path.decode("ascii")
-        return Replay(item.method, path, list(item.headers.items()), item.read())
+        return _Replay(item.method, path, list(item.headers.items()), item.read())
     if isinstance(item, tuple) and len(item) in (2, 3):
         body = item[2] if len(item) == 3 else b""
-        return _checked(Replay(item[0].upper(), item[1], (), _bytes(body)))
+        return _checked(_Replay(item[0].upper(), item[1], (), _bytes(body)))
     route = item.get("route") if isinstance(item, Mapping) else getattr(item, "route", None)
     if isinstance(route, str):  # a Shadow Difference, or its dict in a report
-        return to_replay(route)
+        return _to_replay(route)
     if isinstance(item, Mapping) and "path" in item:
         headers = list(dict(item.get("headers", {})).items())
         body = _bytes(item.get("body", b""))
-        return _checked(Replay(str(item.get("method", "GET")).upper(), item["path"], headers, body))
+        return _checked(
+            _Replay(str(item.get("method", "GET")).upper(), item["path"], headers, body)
+        )
     raise ValueError(f"not a request assert_same_responses can replay: {item!r}")
 
 
@@ -134,7 +136,7 @@ def _items(requests: Iterable[Any] | Mapping[str, Any]) -> Iterable[Any]:
     return requests
 
 
-def _checked(replay: Replay) -> Replay:
+def _checked(replay: _Replay) -> _Replay:
     if not replay.path.startswith("/"):
         raise ValueError(f"{replay}: a path must start with '/'")
     if "{" in replay.path:
@@ -149,7 +151,7 @@ def _bytes(body: Any) -> bytes:
     return body.encode() if isinstance(body, str) else bytes(body)
 
 
-def _send(client: TestClient, replay: Replay) -> httpx.Response:
+def _send(client: TestClient, replay: _Replay) -> httpx.Response:
     headers = dict(replay.headers)
     return client.request(replay.method, replay.path, headers=headers, content=replay.body)
 

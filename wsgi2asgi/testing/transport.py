@@ -39,7 +39,7 @@ import httpx
 from wsgi2asgi.exceptions import ASGIContractError, ClientDisconnected
 from wsgi2asgi.typing import ASGIApp, Message, Scope
 
-__all__ = ["CLOSE_GRACE", "WINDOW", "AppTransport", "request_scope"]
+__all__ = ["CLOSE_GRACE", "WINDOW", "AppTransport", "ResponseStream", "request_scope"]
 
 #: Response chunks the app may send ahead of the reader before ``send`` waits (backpressure).
 WINDOW = 16
@@ -90,7 +90,7 @@ def request_scope(
     return scope
 
 
-def read_timeout(request: httpx.Request) -> float | None:
+def _read_timeout(request: httpx.Request) -> float | None:
     """The ``read`` timeout httpx put on ``request`` (``None``: wait for ever)."""
     timeout = request.extensions.get("timeout", {})
     value = timeout.get("read") if isinstance(timeout, dict) else None
@@ -140,7 +140,7 @@ class AppTransport(httpx.AsyncBaseTransport):
         )
         call = _AppCall(body, self.raise_app_exceptions)
         call.task = asyncio.create_task(self._run(scope, call))
-        timeout = read_timeout(request)
+        timeout = _read_timeout(request)
         status, headers = await call.started(request, timeout)
         return status, headers, ResponseStream(call, request, timeout)
 
