@@ -14,7 +14,7 @@ import pytest
 
 from tests.apps import flask_site, odd_site, starlette_site, tree
 from wsgi2asgi.cli import main as cli_main
-from wsgi2asgi.inventory import RouteInfo, collect_routes, summarize
+from wsgi2asgi.inventory import RouteInfo, collect_routes, format_table, summarize
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -272,6 +272,45 @@ def test_collect_routes_nested_fallbacks_keep_what_answers_last() -> None:
     assert ("home", "primary") in roles
     assert ("SelfWrapping", "fallback") in roles
     assert ("BrokenTable", "fallback") in roles
+
+
+def split_site() -> Any:
+    """``/shop``: a Split between a Starlette app (migrated) and a Flask app (legacy)."""
+    from wsgi2asgi.routing import Mount, Router
+    from wsgi2asgi.split import Split
+    from wsgi2asgi.wsgi import wsgi_to_asgi
+
+    split = Split(starlette_site.app, wsgi_to_asgi(flask_site.create_app()), percent=5)
+    return Router([Mount("/shop", split)])
+
+
+def test_collect_routes_walks_both_arms_of_a_split() -> None:
+    rows = collect_routes(split_site())
+
+    assert {(r.path, r.framework, r.role) for r in rows if r.endpoint in ("home", "index")} == {
+        ("/shop/", "starlette", "migrated"),
+        ("/shop/", "flask", "legacy"),
+    }
+    assert {r.role for r in rows if r.framework == "starlette"} == {"migrated"}
+    assert {r.role for r in rows if r.framework == "flask"} == {"legacy"}
+    assert "/shop/*" not in by_path(rows)  # no longer one opaque row
+    table = format_table(rows).splitlines()
+    assert any(line.startswith("/shop/users/<int:id> ") for line in table)
+    assert any(line.endswith("sync (legacy)") for line in table)
+    assert any(line.endswith("async (migrated)") for line in table)
+
+
+def test_collect_routes_a_split_inside_and_around_fallbacks() -> None:
+    from wsgi2asgi.fallback import Fallback
+    from wsgi2asgi.split import Split
+
+    split = Split(Fallback(starlette_site.app, odd_site.SelfWrapping()), odd_site.BrokenTable())
+    roles = {(r.endpoint.rsplit(".", 1)[-1], r.role) for r in collect_routes(split)}
+    assert {("home", "primary"), ("SelfWrapping", "fallback"), ("BrokenTable", "legacy")} <= roles
+
+    behind = Fallback(starlette_site.app, Split(odd_site.SelfWrapping(), odd_site.BrokenTable()))
+    roles = {(r.endpoint.rsplit(".", 1)[-1], r.role) for r in collect_routes(behind)}
+    assert {("home", "primary"), ("SelfWrapping", "fallback"), ("BrokenTable", "fallback")} <= roles
 
 
 def test_collect_routes_refuses_what_is_not_an_app() -> None:

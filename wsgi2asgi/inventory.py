@@ -7,7 +7,9 @@ Rules this module keeps:
   into ``include()``), Starlette (``Starlette`` or ``starlette.routing.Router`` → ``Route``,
   ``WebSocketRoute``, ``Mount``, ``Host``). Our own ``Router``/``Mount``/``Host`` add their
   prefixes; ``ProtocolRouter`` lists each distinct app once; the rows behind a ``Fallback``
-  carry ``role`` ``"primary"`` or ``"fallback"`` (once behind a fallback, always a fallback).
+  carry ``role`` ``"primary"`` or ``"fallback"`` (once behind a fallback, always a fallback),
+  and those of a ``Split``'s arms ``"migrated"`` or ``"legacy"`` (once legacy, always legacy;
+  a role from inside the migrated arm is kept).
 * Any other object is unwrapped through ``.primary``, ``.app``, ``.handler``, ``.application``
   or ``.routes``, but only into what is itself an app (callable: bottle's ``Route`` objects are
   not) and never into an app already being listed above it (bottle's ``Route.app`` is its
@@ -40,6 +42,7 @@ from wsgi2asgi.bridges import iscoroutinefunction
 from wsgi2asgi.fallback import Fallback
 from wsgi2asgi.interface import detect_interface
 from wsgi2asgi.routing import Host, Mount, ProtocolRouter, Router
+from wsgi2asgi.split import Split
 
 __all__ = ["RouteInfo", "collect_routes", "format_table", "summarize"]
 
@@ -66,7 +69,8 @@ class RouteInfo:
         is_async: whether the view runs on the event loop.
         kind: ``"http"``, ``"websocket"`` or ``"mount"`` (an app we cannot look inside).
         role: behind a ``Fallback``: ``"primary"`` (answers first) or ``"fallback"`` (answers
-            what the primary does not); ``""`` elsewhere.
+            what the primary does not); in a ``Split``: ``"migrated"`` (answers its share of
+            users) or ``"legacy"`` (the others); ``""`` elsewhere.
     """
 
     path: str
@@ -157,16 +161,26 @@ class _Walker:
             return self.walk(app.app, prefix, inside)
         if isinstance(app, Fallback):
             # The primary answers first; what it answers 404 (by default) the fallback answers.
-            primary = self.walk(app.primary, prefix, inside)
-            fallback = self.walk(app.fallback, prefix, inside)
-            return [
-                *(dataclasses.replace(r, role=r.role or "primary") for r in primary),
-                *(dataclasses.replace(r, role="fallback") for r in fallback),
-            ]
+            return self.arms(app.primary, "primary", app.fallback, "fallback", prefix, inside)
+        if isinstance(app, Split):
+            # Each request goes to one arm: a share of users to migrated, the others to legacy.
+            return self.arms(app.migrated, "migrated", app.legacy, "legacy", prefix, inside)
         if isinstance(app, ProtocolRouter):
             apps = {id(child): child for child in app.apps.values()}  # one app for both: once
             return (row for child in apps.values() for row in self.walk(child, prefix, inside))
         return None
+
+    def arms(
+        self, new: Any, new_role: str, old: Any, old_role: str, prefix: str, inside: frozenset[int]
+    ) -> list[RouteInfo]:
+        """The rows of a two-armed app: the new arm's keep a role they have from inside it."""
+        return [
+            *(
+                dataclasses.replace(r, role=r.role or new_role)
+                for r in self.walk(new, prefix, inside)
+            ),
+            *(dataclasses.replace(r, role=old_role) for r in self.walk(old, prefix, inside)),
+        ]
 
     def flask(self, app: Any, prefix: str, inside: frozenset[int]) -> Iterable[RouteInfo] | None:
         flask = sys.modules.get("flask")
