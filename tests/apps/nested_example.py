@@ -1,11 +1,14 @@
 """The example composite mounted two levels deep, each mount recording its lifespan events.
 
 Served by the tests as ``tests.apps.nested_example:application``: the whole site then lives under
-``/outer/inner``, and every lifespan event each mount sees is printed as ``lifespan <event>
-<name>`` on stdout, so a test can check that each app was started and stopped exactly once, in
-the documented order. Django runs here through its WSGI handler by default (the shipped example
-uses its ASGI handler), or its ASGI handler with ``NESTED_DJANGO_INTERFACE=asgi``, so the same
-tests cover both ways in under a prefix.
+``/outer/inner``, and every lifespan event each mount sees is appended as a line ``lifespan
+<event> <name>`` to the file ``$NESTED_LIFESPAN_LOG`` names (when set), so a test can check that
+each app was started and stopped exactly once, in the documented order. Each line is one
+``write`` to a file opened for appending, made before the message is passed on: nothing else
+writes there, and no line can be split (not so on stdout, where ``print`` makes two writes
+and log lines share the pipe). Django runs here through its WSGI handler by default (the
+shipped example uses its ASGI handler), or its ASGI handler with
+``NESTED_DJANGO_INTERFACE=asgi``, so the same tests cover both ways in under a prefix.
 """
 
 from __future__ import annotations
@@ -18,11 +21,23 @@ from wsgi2asgi.typing import ASGIApp, Message, Receive, Scope, Send
 
 
 class Recorder:
-    """Pass everything through to ``app``; print each lifespan message it receives or sends."""
+    """Pass everything through to ``app``; log each lifespan message it receives or sends."""
 
     def __init__(self, name: str, app: ASGIApp) -> None:
         self.name = name
         self.app = app
+
+    def record(self, message: Message) -> None:
+        """Append ``lifespan <type> <name>`` to ``$NESTED_LIFESPAN_LOG`` in one write."""
+        path = os.environ.get("NESTED_LIFESPAN_LOG")
+        if path is None:
+            return
+        line = f"lifespan {message['type']} {self.name}\n".encode()
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line)
+        finally:
+            os.close(fd)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "lifespan":
@@ -31,11 +46,11 @@ class Recorder:
 
         async def recorded_receive() -> Message:
             message = await receive()
-            print(f"lifespan {message['type']} {self.name}", flush=True)
+            self.record(message)
             return message
 
         async def recorded_send(message: Message) -> None:
-            print(f"lifespan {message['type']} {self.name}", flush=True)
+            self.record(message)
             await send(message)
 
         await self.app(scope, recorded_receive, recorded_send)

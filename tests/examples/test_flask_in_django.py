@@ -52,14 +52,18 @@ class Site:
     server: ServerProcess
     env: dict[str, str]
 
-    def stop(self) -> str:
-        """Stop the server gracefully (SIGTERM) and return everything it printed."""
+    def stop(self) -> tuple[int, str]:
+        """Stop the server gracefully (SIGTERM): its exit status and everything it printed.
+
+        Waits beyond the server's own 30 s graceful-shutdown timeout, so a slow shutdown is
+        not cut short by a kill (which would lose the lifespan shutdown).
+        """
         self.server.process.terminate()
-        return self.server.finish(timeout=20)[1]
+        return self.server.finish(timeout=45)
 
 
-def start(app: str, prefix: str, db: Path, django_interface: str = "wsgi") -> Site:
-    env = dict(os.environ, FLASK_IN_DJANGO_DB=str(db), PYTHONUNBUFFERED="1")
+def start(app: str, prefix: str, db: Path, django_interface: str = "wsgi", **more_env: str) -> Site:
+    env = dict(os.environ, FLASK_IN_DJANGO_DB=str(db), PYTHONUNBUFFERED="1", **more_env)
     env["NESTED_DJANGO_INTERFACE"] = django_interface
     env.pop("DJANGO_SETTINGS_MODULE", None)
     server = ServerProcess(server_command(app, 0), cwd=ROOT, env=env)
@@ -291,10 +295,19 @@ def test_workers_start_together_on_a_fresh_database(tmp_path: Path) -> None:
 
 
 def test_lifespan_reaches_every_app_once_in_order(tmp_path: Path) -> None:
-    running = start(NESTED, "/outer/inner", tmp_path / "db.sqlite3")
-    with httpx.Client(base_url=running.url) as client:
-        assert client.get("/outer/inner/api/health").status_code == 200
-    events = [line.split() for line in running.stop().splitlines() if line.startswith("lifespan ")]
+    # The events are read from a file each one is appended to as one write, after the server
+    # has exited: not parsed out of its output, where a print (two writes: the text, then the
+    # newline) shares one pipe with the log lines, and a server killed at the deadline left
+    # out its shutdown without a word.
+    log = tmp_path / "lifespan.log"
+    running = start(NESTED, "/outer/inner", tmp_path / "db.sqlite3", NESTED_LIFESPAN_LOG=str(log))
+    try:
+        with httpx.Client(base_url=running.url, timeout=10) as client:
+            assert client.get("/outer/inner/api/health").status_code == 200
+    finally:
+        status, output = running.stop()
+    assert status == 0, output
+    events = [line.split() for line in log.read_text().splitlines()]
     assert events == [
         ["lifespan", "lifespan.startup", "flask"],
         ["lifespan", "lifespan.startup.complete", "flask"],
