@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 import re
@@ -26,6 +27,20 @@ def wait_until(condition: Callable[[], object], timeout: float = 5.0) -> bool:
         if time.monotonic() >= deadline:
             return bool(condition())
         time.sleep(0.01)  # the poll interval: nothing to wait on but the condition itself
+    return True
+
+
+async def await_until(condition: Callable[[], object], timeout: float = 5.0) -> bool:
+    """:func:`wait_until` for a coroutine: poll without blocking the event loop.
+
+    Example: ``assert await await_until(lambda: "close failed" in caplog.text)``.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() >= deadline:
+            return bool(condition())
+        await asyncio.sleep(0.01)  # the poll interval: nothing to wait on but the condition
     return True
 
 

@@ -27,6 +27,7 @@ import httpx
 import pytest
 from starlette.responses import PlainTextResponse
 
+from tests import loopback
 from tests.apps.starlette_app import make_starlette
 from wsgi2asgi.asgi import ASGIAdapter, asgi_to_wsgi
 from wsgi2asgi.exceptions import ASGIContractError
@@ -81,11 +82,9 @@ def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = 
 
 
 def wait_until(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + 10
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.005)
+    """Poll ``condition`` (a flag set on another thread) for up to 10 s; fail naming ``what``."""
+    if not loopback.wait_until(condition, timeout=10):
+        pytest.fail(f"timed out waiting for {what}")
 
 
 def settle(adapter: ASGIAdapter) -> None:
@@ -576,7 +575,7 @@ def test_concurrent_first_requests_wait_for_startup() -> None:
     async def app(scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
             await receive()
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.05)  # kept: a slow startup on purpose, the requests come in it
             scope["state"]["ready"] = "yes"
             await send({"type": "lifespan.startup.complete"})
             await receive()
@@ -653,7 +652,7 @@ def test_close_waits_for_requests_in_progress() -> None:
     assert next(chunks) == b"a"
     closer = threading.Thread(target=adapter.close)
     closer.start()
-    time.sleep(0.05)  # give a wrong close() the chance to run shutdown too early
+    time.sleep(0.05)  # kept: the window a wrong close() would run shutdown in too early
     order.append("response finished")
     assert list(chunks) == [b"b"]
     result.close()  # type: ignore[attr-defined]
@@ -898,16 +897,16 @@ def gunicorn_server(*options: str, env: dict[str, str] | None = None) -> Iterato
 
 
 def wait_for_gunicorn(process: subprocess.Popen[bytes], port: int, log: Any) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/hello", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                log.seek(0)
-                pytest.fail(f"gunicorn did not serve:\n{log.read().decode()}")
-            time.sleep(0.05)
+    """Wait for gunicorn's first answer. The socket was listening before gunicorn started, so
+    a request waits in its backlog until a worker accepts it: no retry; and if gunicorn dies,
+    the socket closes with it and the request fails at once."""
+    try:
+        if httpx.get(f"http://127.0.0.1:{port}/hello", timeout=30).status_code == 200:
+            return
+    except httpx.TransportError:
+        pass
+    log.seek(0)
+    pytest.fail(f"gunicorn did not serve (exit status {process.poll()}):\n{log.read().decode()}")
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from tests.apps.blocking_apps import plain_blocking_app, starlette_app
+from tests.loopback import await_until
 from wsgi2asgi.blocking import (
     BlockingDetector,
     BlockingDetectorMiddleware,
@@ -49,7 +50,8 @@ async def test_detector_blocking_endpoint_logs_one_warning_with_line_and_request
     detector = install(asyncio.get_running_loop(), threshold_ms=100)
     try:
         response = await get(BlockingDetectorMiddleware(app), "/slow")
-        await asyncio.sleep(0.1)  # the loop answers the watchdog's ping
+        # The loop answers the watchdog's ping: it closes the episode (stop() logs it).
+        assert await await_until(lambda: detector.count == 1)
     finally:
         detector.stop()
 
@@ -76,7 +78,7 @@ def test_detector_under_uvloop_names_the_blocking_line(caplog: pytest.LogCapture
         detector = install(asyncio.get_running_loop(), threshold_ms=100)
         try:
             await get(BlockingDetectorMiddleware(starlette_app), "/slow")
-            await asyncio.sleep(0.1)
+            assert await await_until(lambda: detector.count == 1)  # the episode is closed
         finally:
             detector.stop()
         return detector
@@ -105,9 +107,9 @@ async def test_detector_without_middleware_logs_unknown_request(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.WARNING, logger="wsgi2asgi.blocking")
-    with BlockingDetector(threshold=0.1):
+    with BlockingDetector(threshold=0.1) as detector:
         await get(plain_blocking_app, "/x")
-        await asyncio.sleep(0.1)
+        assert await await_until(lambda: detector.count == 1)  # the episode is closed
 
     [record] = warnings_of(caplog)
     assert "while serving an unknown request;" in record.getMessage()
@@ -119,7 +121,7 @@ async def test_detector_long_block_logs_error_at_once_then_warning(
     caplog.set_level(logging.WARNING, logger="wsgi2asgi.blocking")
     with BlockingDetector(threshold=0.05, hang_after=0.15) as detector:
         await get(BlockingDetectorMiddleware(starlette_app), "/slow")
-        await asyncio.sleep(0.1)
+        assert await await_until(lambda: detector.count == 1)  # the episode is closed
 
     levels = [r.levelno for r in warnings_of(caplog)]
     assert levels == [logging.ERROR, logging.WARNING]

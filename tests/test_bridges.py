@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from tests.forking import forks_with_threads, in_forked_child, needs_fork, wait_for_exit
+from tests.loopback import wait_until
 from wsgi2asgi.bridges import (
     ThreadSensitiveContext,
     async_to_sync,
@@ -231,10 +232,11 @@ async def test_sync_to_async_runs_off_the_loop_thread_and_loop_keeps_serving() -
         return threading.get_ident(), True
 
     task = asyncio.create_task(sync_to_async(blocking)())
-    ticks = 0
-    while not started.is_set() or ticks < 3:
-        await asyncio.sleep(0.001)
-        ticks += 1
+    # The loop runs this coroutine while blocking() waits: it is not blocked.
+    assert await asyncio.to_thread(started.wait, 5)
+    for _ in range(3):
+        await asyncio.sleep(0)  # loop turns, not a timer
+    assert not task.done()
     release.set()
     ident, saw_loop = await task
     assert ident != loop_thread
@@ -249,7 +251,7 @@ async def test_thread_sensitive_calls_share_one_thread_in_fifo_order() -> None:
 
     def step(i: int) -> str:
         order.append(f"start{i}")
-        time.sleep(0.005)
+        time.sleep(0.005)  # kept: slow on purpose, so that calls run at once would interleave
         order.append(f"end{i}")
         return thread_name()
 
@@ -327,12 +329,9 @@ async def test_thread_sensitive_context_gives_each_context_its_own_thread() -> N
 
 async def test_thread_sensitive_context_thread_ends_after_exit() -> None:
     async with ThreadSensitiveContext():
-        ident = await sync_to_async(threading.get_ident)()
-    for _ in range(200):
-        if ident not in {t.ident for t in threading.enumerate()}:
-            break
-        await asyncio.sleep(0.01)
-    assert ident not in {t.ident for t in threading.enumerate()}
+        thread = await sync_to_async(threading.current_thread)()
+    await asyncio.to_thread(thread.join, 5)  # it ends once the context is left
+    assert not thread.is_alive()
 
 
 # -- 3. and 4. where async_to_sync runs the coroutine ---------------------------------------
@@ -550,7 +549,9 @@ async def test_cancelling_the_caller_returns_promptly_and_the_next_call_queues()
         await task
     order.append("cancelled")
     nxt = asyncio.create_task(sync_to_async(lambda: order.append("next"))())
-    await asyncio.sleep(0.01)
+    for _ in range(3):
+        await asyncio.sleep(0)  # loop turns, not a timer: nxt's task queues its call
+    assert order == ["start", "cancelled"]  # nxt waits for the cancelled call's thread
     release.set()
     await nxt
     assert order == ["start", "cancelled", "end", "next"]
@@ -560,10 +561,17 @@ async def test_cancelled_before_start_never_runs() -> None:
     ran: list[int] = []
     release = threading.Event()
 
-    blocker = asyncio.create_task(sync_to_async(lambda: release.wait(5))())
-    await asyncio.sleep(0.01)
+    running = threading.Event()
+
+    def block() -> None:
+        running.set()
+        release.wait(5)
+
+    blocker = asyncio.create_task(sync_to_async(block)())
+    assert await asyncio.to_thread(running.wait, 5)  # the thread is taken
     queued = asyncio.create_task(sync_to_async(lambda: ran.append(1))())
-    await asyncio.sleep(0.01)
+    for _ in range(3):
+        await asyncio.sleep(0)  # loop turns, not a timer: the task queues its call
     queued.cancel()
     with pytest.raises(asyncio.CancelledError):
         await queued
@@ -637,9 +645,10 @@ async def test_cancellation_before_the_nested_async_to_sync_is_delivered_to_it()
 
 async def test_task_outliving_async_to_sync_can_still_make_thread_sensitive_calls() -> None:
     late: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    returned = asyncio.Event()
 
     async def later() -> None:
-        await asyncio.sleep(0.02)
+        await returned.wait()  # async_to_sync has returned: this task outlived it
         try:
             late.set_result(await sync_to_async(thread_name)())
         except BaseException as exc:  # report, do not lose
@@ -651,6 +660,7 @@ async def test_task_outliving_async_to_sync_can_still_make_thread_sensitive_call
         keep.append(asyncio.get_running_loop().create_task(later()))
 
     await sync_to_async(lambda: async_to_sync(spawn)())()
+    returned.set()
     assert isinstance(await asyncio.wait_for(late, 5), str)
 
 
@@ -665,11 +675,8 @@ def settle() -> Iterator[None]:
 
 
 def wait_for_thread_count(limit: int) -> int:
-    for _ in range(300):
-        count = threading.active_count()
-        if count <= limit:
-            return count
-        time.sleep(0.01)
+    """Threads retire on their own (nothing to wait on): poll their count for up to 3 s."""
+    wait_until(lambda: threading.active_count() <= limit, timeout=3)
     return threading.active_count()
 
 

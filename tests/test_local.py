@@ -57,7 +57,7 @@ async def test_tasks_see_a_snapshot_and_do_not_leak_writes() -> None:
     async def child(value: str) -> str:
         seen = str(local.x)
         local.x = value
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # a loop turn, not a timer: the other child runs meanwhile
         assert local.x == value
         return seen
 
@@ -67,10 +67,11 @@ async def test_tasks_see_a_snapshot_and_do_not_leak_writes() -> None:
 
 async def test_concurrent_requests_are_isolated() -> None:
     local = Local()
+    everyone_wrote = asyncio.Barrier(5)
 
     async def request(n: int) -> int:
         local.user = n
-        await asyncio.sleep(0.001 * (5 - n))
+        await everyone_wrote.wait()  # all five have written before any reads back
         await sync_to_async(lambda: None)()
         return int(local.user)
 

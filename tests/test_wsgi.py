@@ -8,7 +8,6 @@ import contextvars
 import io
 import socket
 import threading
-import time
 from collections.abc import Iterator, MutableMapping
 from typing import Any
 from wsgiref.validate import validator
@@ -18,6 +17,7 @@ import pytest
 import uvicorn
 
 from tests.apps.flask_app import create_app
+from tests.loopback import await_until, wait_until
 from wsgi2asgi.exceptions import ClientDisconnected, WSGIContractError
 from wsgi2asgi.streams import READ_AHEAD
 from wsgi2asgi.wsgi import WSGIAdapter, wsgi_to_asgi
@@ -212,11 +212,7 @@ async def test_exception_in_close_is_logged_and_response_stays_whole(
     harness = Harness()
     await harness.run(adapt(closing_app(BadClose([b"ok"]))))
     assert harness.body == b"ok"
-    for _ in range(100):
-        if "close failed" in caplog.text:
-            break
-        await asyncio.sleep(0.01)
-    assert "close failed" in caplog.text
+    assert await await_until(lambda: "close failed" in caplog.text)  # logged once close() ran
 
 
 async def test_app_returning_without_start_response_is_a_500() -> None:
@@ -359,13 +355,12 @@ async def test_client_disconnect_stops_iteration_and_close_runs() -> None:
     body = Endless(body_chunks)
     harness = Harness()
     task = asyncio.create_task(harness.run(adapt(closing_app(body))))
-    await asyncio.to_thread(produced.wait, 5)
-    await asyncio.sleep(0.05)
+    assert await asyncio.to_thread(produced.wait, 5)  # the app is streaming
     harness.disconnect.set()
     await asyncio.wait_for(task, 5)
     assert await asyncio.to_thread(body.closed.wait, 5)
     count = body.yielded
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(0.05)  # kept: that nothing more is produced for a while is the test
     assert body.yielded == count  # iteration has stopped
 
 
@@ -394,6 +389,9 @@ async def test_slow_client_pauses_the_app() -> None:
     harness = Harness()
     harness.send_gate = asyncio.Event()
     task = asyncio.create_task(harness.run(adapt(closing_app(body), high_water=256 * 1024)))
+    # The app has produced high_water's worth (4 chunks) while the client reads nothing...
+    assert await await_until(lambda: body.yielded >= 4)
+    # ...and then nothing much more: kept, a window in which it could run ahead is the test.
     await asyncio.sleep(0.2)
     paused_at = body.yielded
     assert paused_at < 10  # at most ~high_water bytes queued ahead of the client
@@ -444,11 +442,7 @@ async def test_file_wrapper_streams_the_file_and_closes_it() -> None:
     harness = Harness()
     await harness.run(adapt(validator(download)))
     assert harness.body == b"0123456789"
-    for _ in range(100):
-        if TrackedFile.closed_by_wrapper:
-            break
-        await asyncio.sleep(0.01)
-    assert TrackedFile.closed_by_wrapper
+    assert await await_until(lambda: TrackedFile.closed_by_wrapper)  # close() runs after
 
 
 async def test_input_never_reads_past_content_length() -> None:
@@ -565,8 +559,7 @@ async def test_disconnect_is_noticed_while_streaming_with_the_body_unread() -> N
     body = Endless([])
     harness = Harness([b"unread" * 1000], method="POST")
     task = asyncio.create_task(harness.run(adapt(closing_app(body))))
-    while body.yielded < 10:
-        await asyncio.sleep(0.01)
+    assert await await_until(lambda: body.yielded >= 10)  # streaming
     harness.disconnect.set()
     await asyncio.wait_for(task, 5)
     assert await asyncio.to_thread(body.closed.wait, 5)
@@ -657,9 +650,8 @@ async def test_thread_pool_is_bounded_and_waiting_requests_do_not_block_the_loop
     tasks = [asyncio.create_task(h.run(adapter)) for h in harnesses]
     # Both threads are busy and four requests wait for one: the loop still runs this
     # coroutine (and is the one that releases the workers).
-    while active < 2:
-        await asyncio.sleep(0.005)
-    await asyncio.sleep(0.05)
+    assert await await_until(lambda: active == 2)
+    await asyncio.sleep(0.05)  # kept: that no third worker starts meanwhile is the test
     assert peak == 2
     release.set()
     await asyncio.wait_for(asyncio.gather(*tasks), 10)
@@ -788,11 +780,7 @@ def serve(app: Any, **options: Any) -> Iterator[str]:
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]})
     thread.start()
     try:
-        for _ in range(500):
-            if server.started or not thread.is_alive():
-                break
-            time.sleep(0.01)
-        if not server.started:
+        if not wait_until(lambda: server.started or not thread.is_alive()) or not server.started:
             raise RuntimeError("uvicorn did not start")
         yield f"http://127.0.0.1:{port}"
     finally:
@@ -937,9 +925,11 @@ async def test_cancelled_request_releases_a_worker_waiting_for_the_body() -> Non
     harness.incoming[1:] = []
 
     def app(environ: Environ, start_response: Any) -> list[bytes]:
-        reading.set()
+        stream = environ["wsgi.input"]
         try:
-            environ["wsgi.input"].read()
+            assert stream.read(7) == b"partial"  # here already
+            reading.set()
+            stream.read()  # waits for bytes that never come
         except BaseException as exc:
             outcome.append(exc)
             raise
@@ -948,8 +938,9 @@ async def test_cancelled_request_releases_a_worker_waiting_for_the_body() -> Non
         return []
 
     task = asyncio.create_task(harness.run(adapt(app)))
+    # The worker is in its last read(), or a few bytecodes from it (which then sees at once
+    # that the call is over): either way the cancel must reach it.
     assert await asyncio.to_thread(reading.wait, 5)
-    await asyncio.sleep(0.05)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -993,10 +984,7 @@ async def test_wsgi_errors_is_per_request_and_flushed_at_the_end(
     def messages() -> list[str]:
         return [r.getMessage() for r in caplog.records if r.name == "wsgi2asgi.wsgi.errors"]
 
-    for _ in range(100):
-        if len(messages()) == 4:
-            break
-        await asyncio.sleep(0.01)
+    assert await await_until(lambda: len(messages()) == 4)  # flushed as each call ends
     # A shared stream would have logged "partial linecomplete line".
     assert sorted(messages()) == ["complete line"] * 2 + ["partial line"] * 2
 
@@ -1120,10 +1108,8 @@ async def test_the_asgi_call_returns_only_after_close_returned() -> None:
     harness = Harness()
     task = asyncio.create_task(harness.run(adapt(app)))
     assert await asyncio.to_thread(closing.wait, 5)
-    for _ in range(500):  # the final body message is sent while close() still runs
-        if len(harness.sent) == 2:
-            break
-        await asyncio.sleep(0.01)
+    # The final body message is sent while close() still runs.
+    assert await await_until(lambda: len(harness.sent) == 2)
     assert harness.sent[-1] == {"type": "http.response.body", "body": b"done", "more_body": False}
     done, _ = await asyncio.wait({task}, timeout=0.2)  # a close() that takes 200 ms
     assert not done, "the ASGI call returned while close() was running"

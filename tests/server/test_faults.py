@@ -10,13 +10,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.loopback import await_until, wait_until
 from tests.servers import Running, raw
 from wsgi2asgi.routing import Mount, Router
 from wsgi2asgi.wsgi import wsgi_to_asgi
@@ -50,6 +50,8 @@ class Tracked:
 
 
 hold = threading.Event()
+held: list[str] = []  # one entry per call of /wsgi/held, made before it waits for ``hold``
+left = threading.Event()  # the test's client has closed its connection
 
 
 def faulty_wsgi(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -58,6 +60,7 @@ def faulty_wsgi(environ: dict[str, Any], start_response: StartResponse) -> Itera
     if point == "before-start":
         raise RuntimeError("before start_response")
     if point == "held":
+        held.append(point)
         hold.wait(10)
     start_response("200 OK", [("Content-Type", "text/plain")])
     fail_at = {"first-chunk": 0, "later-chunk": 2}.get(point)
@@ -76,7 +79,7 @@ def reading_wsgi(environ: dict[str, Any], start_response: StartResponse) -> Iter
         lifecycle.append(f"read: {type(exc).__name__}")
         raise
     lifecycle.append("read")
-    time.sleep(0.2)  # the client may leave meanwhile
+    left.wait(5)  # the client leaves while the app works on the response (the test says when)
     start_response("200 OK", [("Content-Type", "text/plain")])
     return Tracked("read", None) if body else Tracked("read-empty", None)
 
@@ -112,6 +115,8 @@ def stack(serve: Serve) -> Running:
     asgi_outcomes.clear()
     lifecycle.clear()
     hold.clear()
+    held.clear()
+    left.clear()
     app = Router(
         [
             Mount("/wsgi", wsgi_to_asgi(faulty_wsgi, max_threads=2)),
@@ -125,10 +130,7 @@ def stack(serve: Serve) -> Running:
 def closed_eventually(expected: list[str]) -> bool:
     """Whether the iterables named were closed: close() runs on the request's worker thread,
     which may finish just after the client has its response."""
-    deadline = time.monotonic() + 5
-    while sorted(Tracked.closed) != sorted(expected) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return sorted(Tracked.closed) == sorted(expected)
+    return wait_until(lambda: sorted(Tracked.closed) == sorted(expected))
 
 
 def status_of(response: bytes) -> int:
@@ -183,9 +185,7 @@ def test_client_vanishing_mid_response_stops_the_app(stack: Running, mount: str)
     if mount == "wsgi":
         assert closed_eventually(["endless"])  # iteration stopped, close() ran
     else:
-        deadline = time.monotonic() + 5
-        while not asgi_outcomes and time.monotonic() < deadline:
-            time.sleep(0.01)
+        assert wait_until(lambda: asgi_outcomes)
         assert asgi_outcomes == ["ClientDisconnected"]
     assert httpx.get(stack.url + "/asgi/fine").text == "ok"
 
@@ -223,9 +223,8 @@ def test_client_vanishing_at_every_stage_frees_the_worker_and_runs_close(
         # read the whole body (working on the response); not on a timer.
         stage_reached = "read" if stage == "before-response" else "called"
         if expected is None or stage_reached in expected:
-            deadline = time.monotonic() + 10
-            while stage_reached not in lifecycle and time.monotonic() < deadline:
-                time.sleep(0.005)
+            assert wait_until(lambda: stage_reached in lifecycle, timeout=10)
+    left.set()
 
     def ended() -> bool:
         # Every call of the app ended: its read raised ClientDisconnected or close() ran.
@@ -236,12 +235,11 @@ def test_client_vanishing_at_every_stage_frees_the_worker_and_runs_close(
     def outcome() -> list[str]:
         return lifecycle + [f"closed: {name}" for name in Tracked.closed]
 
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
+    def settled() -> bool:
         done = outcome() == expected if expected is not None else ended() and lifecycle
-        if done and not (stack.server.state and stack.server.state.connections):
-            break
-        time.sleep(0.01)
+        return bool(done) and not (stack.server.state and stack.server.state.connections)
+
+    wait_until(settled)  # the asserts below say what is missing
     if expected is not None:
         assert outcome() == expected
     assert ended() and (expected is not None or lifecycle[0] == "called")
@@ -255,15 +253,19 @@ def test_client_vanishing_at_every_stage_frees_the_worker_and_runs_close(
 def test_exhausted_wsgi_pool_queues_requests_without_blocking_asgi_routes(
     stack: Running,
 ) -> None:
+    state = stack.server.state
+    assert state is not None
+
     async def scenario() -> tuple[list[int], int]:
         async with httpx.AsyncClient(base_url=stack.url, timeout=20) as client:
-            held = [asyncio.create_task(client.get("/wsgi/held")) for _ in range(6)]
-            await asyncio.sleep(0.3)  # both pool threads busy, four requests queued
+            tasks = [asyncio.create_task(client.get("/wsgi/held")) for _ in range(6)]
+            # Both pool threads busy (in the app), four requests queued for one.
+            assert await await_until(lambda: len(held) == 2 and state.pool_waits == 4)
             # The event loop is free: ASGI routes answer while every WSGI thread is held.
             asgi = (await client.get("/asgi/fine")).status_code
-            assert not any(task.done() for task in held)
+            assert not any(task.done() for task in tasks)
             hold.set()
-            return [r.status_code for r in await asyncio.gather(*held)], asgi
+            return [r.status_code for r in await asyncio.gather(*tasks)], asgi
 
     statuses, asgi = asyncio.run(scenario())
     assert asgi == 200
@@ -341,18 +343,13 @@ def test_the_stack_leaves_no_memory_behind_across_faults_and_disconnects(
                     if i % 2
                     else b"POST /wsgi/fine HTTP/1.1\r\nHost: a\r\nContent-Length: 99\r\n\r\nab"
                 )
-        deadline = time.monotonic() + 5
-        while stack.server.state is not None and stack.server.state.connections:
-            if time.monotonic() > deadline:
-                break
-            time.sleep(0.01)
-        # The WSGI worker threads may still be closing the last responses: wait until no
-        # close() has come for a while, so that a round does not end with work in flight.
-        settled, seen = 0, -1
-        while settled < 5 and time.monotonic() < deadline:
-            settled = settled + 1 if len(Tracked.closed) == seen else 0
-            seen = len(Tracked.closed)
-            time.sleep(0.02)
+        # A request after them: connections are accepted in order, so once it is answered
+        # the vanished ones have reached the server. Then the round ends with no work in
+        # flight: no connection, no request task (a WSGI call's task ends after its close()).
+        assert httpx.get(stack.url + "/asgi/fine", timeout=5).text == "ok"
+        state = stack.server.state
+        assert state is not None
+        wait_until(lambda: not state.connections and not state.tasks)
         Tracked.closed.clear()
 
     logging.disable(logging.CRITICAL)
@@ -389,9 +386,7 @@ def test_a_full_wsgi_pool_is_logged_and_counted(
     try:
         for client in clients:
             client.start()
-        deadline = time.monotonic() + 5  # one request runs, two wait for the thread
-        while state.pool_waits < 2 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_until(lambda: state.pool_waits >= 2)  # one request runs, two wait for the thread
         assert state.pool_waits == 2
         warnings = [r for r in caplog.records if "waiting for" in r.getMessage()]
         assert len(warnings) == 1  # rate-limited: one line for the burst
