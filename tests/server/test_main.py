@@ -326,6 +326,26 @@ def test_workers_serve_a_unix_socket(tmp_path: Path, source: str) -> None:
     assert "error" not in output
 
 
+def test_workers_serve_an_inherited_socket() -> None:
+    # --fd under --workers: the supervisor hands that socket on (before, it bound 127.0.0.1:8000).
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port, fd = listener.getsockname()[1], listener.fileno()
+        server = ServerProcess(
+            [sys.executable, "-m", "wsgi2asgi", "serve", f"{LIFECYCLE}:whoami"]
+            + ["--fd", str(fd), "--workers", "2"],
+            cwd=ROOT,
+            env=dict(os.environ, PYTHONUNBUFFERED="1"),
+            pass_fds=[fd],
+        )
+    try:  # the listener is the server's alone now: requests wait in its backlog
+        with httpx.Client(timeout=10) as client:
+            answered_by_two_workers(client, f"http://127.0.0.1:{port}/")
+    finally:
+        server.process.send_signal(signal.SIGTERM)
+        status, output = server.finish()
+    assert status == 0, output
+
+
 def start_from_python(*lines: str, cwd: Path = ROOT) -> ServerProcess:
     """Run a Python script (``lines``) that calls ``wsgi2asgi.server.serve``, in ``cwd``."""
     script = cwd / "run_server.py"
