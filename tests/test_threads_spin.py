@@ -1,0 +1,169 @@
+"""``wsgi2asgi.threads``: the brief spin before a worker parks (``Spinner``), and its hand-off."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from wsgi2asgi import threads
+from wsgi2asgi.threads import Pool, SerialWorker, Spinner
+
+needs_thread_clock = pytest.mark.skipif(
+    not hasattr(time, "pthread_getcpuclockid"), reason="no per-thread CPU clock here"
+)
+
+
+def cpu_seconds(thread: threading.Thread) -> float:
+    """The CPU time ``thread`` has used so far."""
+    assert thread.ident is not None
+    return time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
+
+
+def run_and_wait(submit: Callable[[Callable[[], object]], object], count: int) -> None:
+    """Submit ``count`` items one after the other, each waiting for the previous one."""
+    for _ in range(count):
+        done = threading.Event()
+        submit(done.set)
+        assert done.wait(5)
+
+
+@pytest.fixture
+def long_spin(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    # A spin long enough that a loaded machine cannot make it time out by descheduling us.
+    monkeypatch.setattr(threads, "SPIN", 1.0)
+    yield
+
+
+# -- Spinner --------------------------------------------------------------------------------
+
+
+def test_a_spin_returns_as_soon_as_work_arrives(long_spin: None) -> None:
+    arrived = threading.Event()
+    threading.Timer(0.01, arrived.set).start()
+    start = time.perf_counter()
+    Spinner().wait(lambda: not arrived.is_set())
+    assert arrived.is_set()
+    assert time.perf_counter() - start < 0.9  # returned on the event, not at the 1 s limit
+
+
+def test_a_spin_that_finds_nothing_backs_off_doubling_and_work_resets_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(threads, "SPIN", 1e-3)
+    spinner = Spinner()
+    rests = []
+    for _ in range(4):  # spin (nothing), then count the parks before the next spin
+        assert not spinner.rests()
+        spinner.spin(lambda: True)
+        count = 0
+        while spinner.rests():
+            count += 1
+        rests.append(count)
+    assert rests == [1, 2, 4, 8]
+
+    monkeypatch.setattr(threads, "SPIN", 1.0)
+    spinner.spin(lambda: False)  # work was there: spinning paid, no back-off
+    assert not spinner.rests()
+
+
+def test_back_off_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(threads, "SPIN", 1e-4)
+    spinner = Spinner()
+    for _ in range(12):
+        while spinner.rests():
+            pass
+        spinner.spin(lambda: True)
+    count = 0
+    while spinner.rests():
+        count += 1
+    assert count == threads.MAX_BACKOFF
+
+
+# -- idle workers use no CPU ------------------------------------------------------------------
+
+
+@needs_thread_clock
+def test_an_idle_serial_worker_stops_spinning() -> None:
+    worker = SerialWorker("spin-test")
+    try:
+        run_and_wait(worker.submit, 200)
+        thread = worker.thread
+        assert thread is not None
+        before = cpu_seconds(thread)
+        time.sleep(0.3)  # a measuring window, not synchronisation
+        assert cpu_seconds(thread) - before < 0.01  # a spinning thread would use ~0.3 s
+    finally:
+        worker.shutdown()
+
+
+@needs_thread_clock
+def test_idle_pool_threads_stop_spinning() -> None:
+    pool = Pool("spin-test", max_workers=4)
+    try:
+        barrier = threading.Barrier(4)
+        for _ in range(4):  # four threads at once, so the pool has four
+            pool.submit(lambda: barrier.wait(5))
+        run_and_wait(pool.submit, 200)
+        workers = [t for t in threading.enumerate() if t.name.startswith("spin-test-")]
+        assert len(workers) == 4
+        before = sum(cpu_seconds(t) for t in workers)
+        time.sleep(0.3)  # a measuring window, not synchronisation
+        assert sum(cpu_seconds(t) for t in workers) - before < 0.01
+    finally:
+        pool.shutdown()
+
+
+# -- the pool's hand-off to its spinning thread --------------------------------------------------
+
+
+def test_a_pool_of_one_runs_items_in_submission_order(long_spin: None) -> None:
+    pool = Pool("spin-fifo", max_workers=1)
+    seen: list[int] = []
+    done = threading.Event()
+    try:
+        for round_number in range(50):  # the thread spins between rounds: items reach its hand
+            for i in range(5):
+                pool.submit(lambda n=round_number * 5 + i: seen.append(n))
+            pool.submit(done.set)
+            assert done.wait(5)
+            done.clear()
+        assert seen == list(range(250))
+    finally:
+        pool.shutdown()
+
+
+def test_a_pool_runs_every_item_exactly_once_under_concurrent_submits() -> None:
+    pool = Pool("spin-stress", max_workers=3)
+    counts = [0] * 4000
+    lock = threading.Lock()
+    finished = threading.Semaphore(0)
+
+    def item(n: int) -> Callable[[], None]:
+        def run() -> None:
+            with lock:
+                counts[n] += 1
+            finished.release()
+
+        return run
+
+    def submitter(offset: int) -> None:
+        for n in range(offset, offset + 1000):
+            pool.submit(item(n))
+            if n % 7 == 0:
+                time.sleep(0)  # vary the timing, so some items find a spinning thread
+
+    try:
+        submitters = [threading.Thread(target=submitter, args=(k * 1000,)) for k in range(4)]
+        for thread in submitters:
+            thread.start()
+        for thread in submitters:
+            thread.join(10)
+        for _ in range(4000):
+            assert finished.acquire(timeout=10)
+        assert counts == [1] * 4000
+        assert pool.size <= 3
+    finally:
+        pool.shutdown()
