@@ -8,7 +8,7 @@
 * Cross-cutting suites, the only test files named after no module (``CROSS_CUTTING``).
 * The apps the tests serve live in ``tests/apps/``, the only folder of apps; helpers shared by
   test modules are the modules of ``HELPERS``. Nothing imports from a conftest or from a test
-  module, and a conftest holds fixtures (and pytest hooks) only.
+  module, and a conftest holds fixtures (and pytest hooks, ``pytest_plugins``) only.
 """
 
 from __future__ import annotations
@@ -166,6 +166,10 @@ def test_conftest_files_hold_fixtures_and_hooks_only() -> None:
                 continue
             if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
                 continue  # the docstring
+            if isinstance(node, ast.Assign) and [
+                getattr(target, "id", None) for target in node.targets
+            ] == ["pytest_plugins"]:
+                continue
             if isinstance(node, ast.FunctionDef) and (
                 node.name.startswith("pytest_") or any(map(is_fixture, node.decorator_list))
             ):
