@@ -38,6 +38,11 @@ from asgiref.sync import iscoroutinefunction
 from django.urls import Resolver404, get_resolver
 from django.utils import translation
 
+from adapters.django_bridges import (
+    middleware_mixins_as_sync,
+    use_wsgi2asgi_bridges,
+    wsgi2asgi_bridges_in_use,
+)
 from wsgi2asgi.bridges import sync_to_async
 from wsgi2asgi.dispatch import NO_MATCH, Dispatcher, confirm
 from wsgi2asgi.prefixes import route_path
@@ -302,13 +307,19 @@ def _reporting_wsgi_handler() -> Any:
     return handler
 
 
-def _auto_handler(options: dict[str, Any]) -> Dispatcher:
-    """Both of Django's handlers (each builds its own middleware chain) behind a dispatcher."""
+def _asgi_handler(ours: bool) -> Any:
+    """Django's ``ASGIHandler``; with our bridges, its ``MiddlewareMixin`` middleware as sync."""
     from django.core.handlers.asgi import ASGIHandler
 
+    with middleware_mixins_as_sync() if ours else contextlib.nullcontext():
+        return ASGIHandler()
+
+
+def _auto_handler(options: dict[str, Any], ours: bool) -> Dispatcher:
+    """Both of Django's handlers (each builds its own middleware chain) behind a dispatcher."""
     return Dispatcher(
         wsgi_to_asgi(_reporting_wsgi_handler(), **options),
-        ASGIHandler(),
+        _asgi_handler(ours),
         find=_find_view,
         # Django's own test (BaseHandler._get_response): asgiref's, which also honours
         # markcoroutinefunction (class-based views with async handlers are marked so).
@@ -321,6 +332,7 @@ def django_app(
     interface: Literal["auto", "asgi", "wsgi"] = "auto",
     migrate: bool = False,
     static: bool = False,
+    bridges: Literal["asgiref", "wsgi2asgi"] = "asgiref",
     **options: Any,
 ) -> ASGIApp:
     """Return an ASGI app serving the configured Django project.
@@ -338,25 +350,40 @@ def django_app(
             ``"wsgi"``: WSGIHandler only (through ``wsgi_to_asgi``).
         migrate: apply migrations at lifespan startup (development and examples).
         static: serve ``STATIC_URL`` from the staticfiles finders, like ``runserver``.
+        bridges: ``"wsgi2asgi"`` runs Django's own thread crossings (``ASGIHandler``,
+            ``MiddlewareMixin``, signals, the ORM's async methods) through wsgi2asgi's bridges
+            instead of asgiref's, process-wide (``use_wsgi2asgi_bridges()`` in
+            :mod:`adapters.django_bridges`), and crosses once per run of ``MiddlewareMixin``
+            middleware on the async path.
         **options: passed to :func:`wsgi2asgi.wsgi.wsgi_to_asgi` (``"auto"`` and ``"wsgi"``:
             ``max_threads`` bounds the sync views running at once, like gunicorn's
             ``--threads``).
 
     Raises:
-        ValueError: an unknown ``interface``, or options given with ``interface="asgi"``.
+        ValueError: an unknown ``interface`` or ``bridges``, options given with
+            ``interface="asgi"``, or ``bridges="asgiref"`` in a process whose Django already
+            runs on wsgi2asgi's bridges.
     """
     if interface not in ("auto", "asgi", "wsgi"):
         raise ValueError(f"interface must be 'auto', 'asgi' or 'wsgi', not {interface!r}")
+    if bridges not in ("asgiref", "wsgi2asgi"):
+        raise ValueError(f"bridges must be 'asgiref' or 'wsgi2asgi', not {bridges!r}")
     if interface == "asgi" and options:
         raise ValueError(f"options {sorted(options)} do not apply to interface='asgi'")
     django.setup(set_prefix=False)
+    ours = bridges == "wsgi2asgi"
+    if ours:
+        use_wsgi2asgi_bridges()
+    elif wsgi2asgi_bridges_in_use():
+        raise ValueError(
+            "Django already runs on wsgi2asgi's bridges in this process: pass "
+            "bridges='wsgi2asgi' here too, or call adapters.django_bridges.use_asgiref_bridges()"
+        )
     handler: ASGIApp
     if interface == "auto":
-        handler = _auto_handler(options)
+        handler = _auto_handler(options, ours)
     elif interface == "asgi":
-        from django.core.handlers.asgi import ASGIHandler
-
-        handler = ASGIHandler()
+        handler = _asgi_handler(ours)
     else:
         from django.core.handlers.wsgi import WSGIHandler
 

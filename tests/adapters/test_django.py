@@ -16,6 +16,7 @@ import asyncio
 import hashlib
 import logging
 import socket
+import sys
 import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -24,6 +25,8 @@ from typing import Any
 import httpx
 import pytest
 from asgiref.sync import sync_to_async as asgiref_sync_to_async
+from django.db import transaction
+from django.dispatch import Signal
 from django.http import (
     FileResponse,
     HttpRequest,
@@ -32,10 +35,12 @@ from django.http import (
     StreamingHttpResponse,
 )
 from django.urls import LocalePrefixPattern, URLResolver, path, register_converter
+from django.utils.deprecation import MiddlewareMixin
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from tests.servers import start_server
+from wsgi2asgi.bridges import sync_to_async as ours_sync_to_async
 from wsgi2asgi.routing import Mount, Router
 
 HERE = Path(__file__)
@@ -676,3 +681,279 @@ def test_a_client_leaving_mid_upload_to_a_sync_view(loop: str) -> None:
             assert client.get("/dj/sync").text == "sync page"
     finally:
         assert running.stop() == 0
+
+
+# -- bridges="wsgi2asgi": Django's own crossings through our bridges (opt-in) -----------------
+
+
+class RecordingMixin(MiddlewareMixin):
+    """A ``MiddlewareMixin`` middleware, like Django's own (sync and async capable)."""
+
+    def process_request(self, request: HttpRequest) -> None:
+        RECORD.add("mixin-in")
+
+    def process_response(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        RECORD.add("mixin-out")
+        return response
+
+
+class AtomicMiddleware(MiddlewareMixin):
+    """Hold a transaction open from ``process_request`` to ``process_response``."""
+
+    def process_request(self, request: HttpRequest) -> None:
+        from django.db import transaction
+
+        atomic = transaction.atomic(using=DB_ALIAS)
+        atomic.__enter__()
+        request.w2a_atomic = atomic  # type: ignore[attr-defined]
+
+    def process_response(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        from django.db import transaction
+
+        if response.status_code >= 500:
+            transaction.set_rollback(True, using=DB_ALIAS)
+        request.w2a_atomic.__exit__(None, None, None)  # type: ignore[attr-defined]
+        return response
+
+
+PING = Signal()
+
+
+def on_ping(sender: Any, **kwargs: Any) -> None:
+    RECORD.add("sync-receiver")
+
+
+async def on_ping_async(sender: Any, **kwargs: Any) -> None:
+    RECORD.add("async-receiver")
+
+
+PING.connect(on_ping)
+PING.connect(on_ping_async)
+
+
+async def sensitive_both(request: HttpRequest) -> HttpResponse:
+    """Thread-sensitive calls through both families of bridges, as user code makes them."""
+    RECORD.add("view")
+    for bridge, family in ((ours_sync_to_async, "ours"), (asgiref_sync_to_async, "asgiref")):
+        for _ in range(2):
+            ident = await bridge(threading.get_ident, thread_sensitive=True)()
+            with RECORD.lock:
+                RECORD.events.append((family, ident))
+    await PING.asend(sender=None)
+    return HttpResponse("sensitive")
+
+
+def _insert_note(text: str) -> bool:
+    from django.db import connections
+
+    connection = connections[DB_ALIAS]
+    with connection.cursor() as cursor:
+        cursor.execute("INSERT INTO note (text) VALUES (%s)", [text])
+    return bool(connection.in_atomic_block)
+
+
+@transaction.non_atomic_requests(using=DB_ALIAS)  # Django refuses ATOMIC_REQUESTS on async views
+async def async_db_write(request: HttpRequest) -> HttpResponse:
+    RECORD.add("view")
+    in_atomic = await asgiref_sync_to_async(_insert_note)(request.GET["text"])
+    RECORD.add("in-atomic" if in_atomic else "autocommit")
+    return HttpResponse("written", status=500 if "fail" in request.GET else 200)
+
+
+urlpatterns += [
+    path("sensitive-both", sensitive_both),
+    path("db/async-write", async_db_write),
+]
+MIXIN = [f"{__name__}.RecordingMixin"]
+
+
+@pytest.fixture
+def wsgi2asgi_bridges() -> Iterator[None]:
+    """Undo ``bridges="wsgi2asgi"`` (process-wide) after the test."""
+    from adapters.django_bridges import use_asgiref_bridges
+
+    try:
+        yield
+    finally:
+        use_asgiref_bridges()
+
+
+def test_django_bridges_are_asgirefs_unless_asked_and_the_switch_is_logged_once(
+    django_settings: None, wsgi2asgi_bridges: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    import asgiref.sync
+    from django.core.handlers import asgi, base
+    from django.utils import deprecation
+
+    from adapters.django import django_app
+    from adapters.django_bridges import use_asgiref_bridges
+
+    django_app()
+    assert base.sync_to_async is asgiref.sync.sync_to_async  # off by default
+    with caplog.at_level(logging.INFO, logger="adapters.django_bridges"):
+        django_app(bridges="wsgi2asgi")
+        django_app(interface="asgi", bridges="wsgi2asgi")
+    (note,) = [r for r in caplog.records if r.name == "adapters.django_bridges"]
+    assert note.levelno == logging.INFO
+    for replaced in (
+        "django.core.handlers.base",
+        "django.utils.deprecation",
+        "ThreadSensitiveContext",
+    ):
+        assert replaced in note.getMessage()
+    assert base.sync_to_async is not asgiref.sync.sync_to_async
+    assert deprecation.sync_to_async is base.sync_to_async
+    assert asgi.ThreadSensitiveContext is not asgiref.sync.ThreadSensitiveContext
+    with pytest.raises(ValueError, match="use_asgiref_bridges"):
+        django_app()  # never a silent mix: the process runs Django through ours now
+    with pytest.raises(ValueError, match="'asgiref' or 'wsgi2asgi'"):
+        django_app(bridges="ours")  # type: ignore[arg-type]
+    use_asgiref_bridges()
+    assert base.sync_to_async is asgiref.sync.sync_to_async
+    assert asgi.ThreadSensitiveContext is asgiref.sync.ThreadSensitiveContext
+
+
+@pytest.mark.usefixtures("django_settings", "wsgi2asgi_bridges")
+async def test_with_wsgi2asgi_bridges_an_async_views_sync_parts_share_the_requests_thread() -> None:
+    loop_thread = threading.get_ident()
+    app = mounted("auto", MIXIN + RECORDING, bridges="wsgi2asgi")
+    response = await request(app, "GET", "/dj/sensitive-both")
+    assert response.text == "sensitive"
+    assert RECORD.handlers == ["asgi"]
+    names = RECORD.names()
+    assert names[:8] == [
+        "started",
+        "mixin-in",
+        "middleware-in",
+        "view",
+        *["ours"] * 2,
+        *["asgiref"] * 2,
+    ]
+    assert sorted(names[8:10]) == ["async-receiver", "sync-receiver"]  # asend: concurrently
+    assert names[10:] == ["middleware-out", "mixin-out", "finished"]
+    assert RECORD.threads("view", "async-receiver") == {loop_thread}
+    # The signals, both middleware, sync_to_async(thread_sensitive=True) from either family
+    # and the signal's sync receiver: the request's one thread.
+    (sync_thread,) = RECORD.threads(
+        "started", "mixin-in", "middleware-in", "ours", "asgiref", "sync-receiver", "finished"
+    )
+    assert sync_thread != loop_thread
+    # The next request gets a thread of its own, as under Django's ASGIHandler.
+    RECORD.reset()
+    await request(app, "GET", "/dj/sensitive-both")
+    assert RECORD.threads("started", "ours", "asgiref", "finished") != {sync_thread}
+
+
+@pytest.mark.usefixtures("atomic_db", "wsgi2asgi_bridges")
+async def test_with_wsgi2asgi_bridges_a_transaction_spans_an_async_views_request() -> None:
+    app = mounted("auto", [f"{__name__}.AtomicMiddleware"], bridges="wsgi2asgi")
+    assert (await request(app, "GET", "/dj/db/async-write?text=kept")).text == "written"
+    failed = await request(app, "GET", "/dj/db/async-write?text=lost&fail=1")
+    assert failed.status_code == 500
+    assert (await request(app, "GET", "/dj/db/count")).text == "1"  # the failed one rolled back
+    assert RECORD.names().count("in-atomic") == 2  # the view's write ran inside the transaction
+    assert RECORD.handlers == ["asgi", "asgi", "wsgi"]
+
+
+@pytest.mark.usefixtures("django_settings", "wsgi2asgi_bridges")
+async def test_with_wsgi2asgi_bridges_an_async_stream_passes_the_middleware_on_the_loop() -> None:
+    loop_thread = threading.get_ident()
+    response = await request(mounted("auto", MIXIN, bridges="wsgi2asgi"), "GET", "/dj/async-stream")
+    assert response.text == "0,1,2,"
+    assert RECORD.names() == [
+        "started",
+        "mixin-in",
+        "view",
+        "mixin-out",
+        *["chunk"] * 3,
+        "finished",
+    ]
+    assert RECORD.threads("view", "chunk") == {loop_thread}
+    (sync_thread,) = RECORD.threads("started", "mixin-in", "mixin-out", "finished")
+    assert sync_thread != loop_thread
+
+
+@pytest.mark.usefixtures("django_settings", "wsgi2asgi_bridges")
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_with_wsgi2asgi_bridges_a_client_leaving_an_async_view_cancels_it(loop: str) -> None:
+    # ASGIHandler sees http.disconnect (RequestAborted) and cancels the view, which is awaited
+    # below the MiddlewareMixin: the cancel reaches it through the middleware's thread.
+    running = start_server(mounted("auto", MIXIN, bridges="wsgi2asgi"), loop=loop)
+    try:
+        send_then_leave(running.port, b"GET /dj/async-wait HTTP/1.1\r\nHost: t\r\n\r\n", read=False)
+        assert RECORD.finished.wait(10)
+        assert RECORD.names() == ["started", "mixin-in", "view", "cancelled", "finished"]
+        assert RECORD.handlers == ["asgi"]
+        with httpx.Client(base_url=running.url) as client:
+            assert client.get("/dj/async").text == "async page"
+    finally:
+        assert running.stop() == 0
+
+
+@pytest.mark.usefixtures("django_settings", "wsgi2asgi_bridges")
+def test_with_wsgi2asgi_bridges_asgirefs_async_to_sync_keeps_its_thread_for_django() -> None:
+    # Django's async tests, management commands and Celery tasks run async code through
+    # asgiref's async_to_sync: Django's thread-sensitive crossings inside must come back to the
+    # calling thread (its database connection, its open transaction), as asgiref's would.
+    from asgiref.sync import async_to_sync as asgiref_async_to_sync
+    from django.core.handlers import base
+
+    from adapters.django_bridges import use_wsgi2asgi_bridges
+
+    use_wsgi2asgi_bridges()
+
+    async def probe() -> int:
+        return await base.sync_to_async(threading.get_ident)()
+
+    assert asgiref_async_to_sync(probe)() == threading.get_ident()
+
+
+async def async_failing(request: HttpRequest) -> HttpResponse:
+    RECORD.add("view")
+    raise RuntimeError("the async view failed")
+
+
+urlpatterns += [path("async-failing", async_failing)]
+
+
+@pytest.mark.usefixtures("django_settings", "wsgi2asgi_bridges")
+async def test_with_wsgi2asgi_bridges_a_failing_view_is_reported_with_its_exception(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Django handles the error in a thread (sync_to_async(response_for_exception)) and reads
+    # sys.exc_info() there: for got_request_exception's receivers and the error log.
+    from django.core.signals import got_request_exception
+
+    seen: list[BaseException | None] = []
+
+    def on_exception(sender: Any, **kwargs: Any) -> None:
+        seen.append(sys.exc_info()[1])
+
+    got_request_exception.connect(on_exception)
+    try:
+        with caplog.at_level(logging.ERROR, logger="django.request"):
+            app = mounted("auto", MIXIN, bridges="wsgi2asgi")
+            response = await request(app, "GET", "/dj/async-failing")
+    finally:
+        got_request_exception.disconnect(on_exception)
+    assert response.status_code == 500
+    assert [str(exc) for exc in seen] == ["the async view failed"]
+    (logged,) = [r for r in caplog.records if r.name == "django.request"]
+    assert logged.exc_info is not None and str(logged.exc_info[1]) == "the async view failed"
+    assert RECORD.names() == ["started", "mixin-in", "view", "mixin-out", "finished"]
+
+
+@pytest.mark.timeout(600)
+def test_djangos_own_tests_pass_with_wsgi2asgi_bridges() -> None:
+    # The proof the opt-in keeps Django's semantics: Django's tests for the areas it touches,
+    # from Django's source distribution (not in the wheel; fetched once by hand or by CI).
+    from benchmarks import django_suite
+
+    source = django_suite.source_dir()
+    if not (source / "tests" / "runtests.py").exists():
+        pytest.skip(f"no Django test suite at {source}: python -m benchmarks.django_suite --fetch")
+    ours = django_suite.run_mode("wsgi2asgi", source, list(django_suite.AREAS))
+    assert ours.ran > 900, ours
+    if ours.broken or ours.returncode:  # compare with Django as installed: only ours count
+        theirs = django_suite.run_mode("asgiref", source, list(django_suite.AREAS))
+        assert sorted(ours.broken - theirs.broken) == []
