@@ -9,6 +9,9 @@ Servers, each a subprocess with one worker process, all started once and measure
 interleaved rounds:
 
 * ``auto``: ours, ``django_app()`` (sync views on WSGIHandler, async on ASGIHandler);
+* ``auto+w2a``: ours, ``django_app(bridges="wsgi2asgi")`` (the same, with Django's own thread
+  crossings on wsgi2asgi's bridges and its ``MiddlewareMixin`` middleware crossed once per
+  request on the async path: :mod:`adapters.django_bridges`);
 * ``wsgi``: ours, ``django_app(interface="wsgi")``;
 * ``uvicorn``: uvicorn (httptools, uvloop) + Django's ``ASGIHandler``;
 * ``gunicorn``: gunicorn ``-k gthread --threads 32`` (as many threads as our pool) + Django's
@@ -22,6 +25,7 @@ Run (from the repository root; ``python benchmarks/django.py`` works too)::
 
     python -m benchmarks.django                       # 3 rounds of 5 s per server and case
     python -m benchmarks.django --rounds 2 --duration 3
+    python -m benchmarks.django --servers auto+w2a,uvicorn --cases async   # a subset
 """
 
 from __future__ import annotations
@@ -158,6 +162,13 @@ def auto() -> Any:
     return django_app()
 
 
+def auto_wsgi2asgi_bridges() -> Any:
+    configure()
+    from adapters.django import django_app
+
+    return django_app(bridges="wsgi2asgi")
+
+
 def wsgi_mode() -> Any:
     configure()
     from adapters.django import django_app
@@ -197,6 +208,7 @@ def _ours(factory: str) -> list[str]:
 
 SERVERS: dict[str, list[str]] = {
     "auto": _ours("auto"),
+    "auto+w2a": _ours("auto_wsgi2asgi_bridges"),
     "wsgi": _ours("wsgi_mode"),
     "uvicorn": [
         PY,
@@ -315,19 +327,27 @@ def p99_ms(output: str) -> float:
 
 
 def report(case: str, rates: dict[str, list[float]], p99s: dict[str, list[float]]) -> None:
+    """One line per server: median req/s, median p99 (mixed load), ratios to the peers."""
     medians = {name: statistics.median(values) for name, values in rates.items()}
+    peers = [peer for peer in ("uvicorn", "gunicorn", "wsgi") if peer in medians]
     print(f"\n{case}")
     for name, value in medians.items():
-        ratio = "" if name == "auto" else f"   auto/{name} = {medians['auto'] / value:.2f}x"
         latency = f"   p99 {statistics.median(p99s[name]):7.1f} ms" if p99s[name] else ""
-        print(f"  {name:<10}{value:>9,.0f} req/s{latency}{ratio}", flush=True)
+        ratios = "".join(
+            f"   {value / medians[peer]:.2f}x {peer}" for peer in peers if peer != name
+        )
+        print(f"  {name:<10}{value:>9,.0f} req/s{latency}{ratios}", flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=int, default=5)
+    parser.add_argument("--servers", default=",".join(SERVERS), help="comma-separated subset")
+    parser.add_argument("--cases", default="", help="only the cases whose name contains this")
     args = parser.parse_args()
+    servers = {name: SERVERS[name] for name in args.servers.split(",")}
+    cases = {case: spec for case, spec in CASES.items() if args.cases in case}
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed: apt-get install wrk")
     peers = ", ".join(f"{n} {version(n)}" for n in ("django", "asgiref", "uvicorn", "gunicorn"))
@@ -337,16 +357,16 @@ def main() -> None:
     )
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(MIXED)
-    running = {name: start(command) for name, command in SERVERS.items()}
+    running = {name: start(command) for name, command in servers.items()}
     try:
         for _, port in running.values():  # warm up: imports, template cache, first sessions
             for path in ("/sync", "/async", "/async10"):
                 wrk(port, path, 8, 1, None)
         results: dict[str, tuple[dict[str, list[float]], dict[str, list[float]]]] = {
-            case: ({name: [] for name in running}, {name: [] for name in running}) for case in CASES
+            case: ({name: [] for name in running}, {name: [] for name in running}) for case in cases
         }
         for _ in range(args.rounds):
-            for case, (path, connections, lua) in CASES.items():
+            for case, (path, connections, lua) in cases.items():
                 for name, (_, port) in running.items():
                     output = wrk(
                         port, path, connections, args.duration, script.name if lua else None
