@@ -1,12 +1,13 @@
 """The bridges side by side: ours and asgiref's, same process, same loop, same functions.
 
 Prints microseconds per call (median of the rounds) and the ratio ours/asgiref (< 1.0 means
-ours is faster).
+ours is faster): the median of the per-round ratios, each round running both back to back.
 
 Run::
 
     python benchmarks/bridges.py            # asyncio loop
     python benchmarks/bridges.py --uvloop   # uvloop
+    python benchmarks/bridges.py --only s2a # the cases whose label contains "s2a"
 
 Cases:
 
@@ -133,32 +134,50 @@ CASES: list[tuple[str, Callable[[ModuleType, int], Any], int]] = [
 ]
 
 
-async def main_async(rounds: int) -> None:
+async def run_case(
+    mods: dict[str, ModuleType], case: Callable[[ModuleType, int], Any], n: int, rounds: int
+) -> tuple[dict[str, float], float]:
+    """Median time per call of each module, and the median of the per-round ratios.
+
+    Each round runs ours and asgiref back to back (the order alternating between rounds), so
+    a burst of load from elsewhere on the machine hits both sides of one ratio.
+    """
+    times: dict[str, list[float]] = {name: [] for name in mods}
+    ratios: list[float] = []
+    names = list(mods)
+    for round_number in range(rounds):
+        order = names if round_number % 2 == 0 else names[::-1]
+        for name in order:
+            await case(mods[name], max(n // 10, 100))  # warm up
+            times[name].append(await case(mods[name], n))
+        ratios.append(times["wsgi2asgi"][-1] / times["asgiref"][-1])
+    return {name: statistics.median(t) for name, t in times.items()}, statistics.median(ratios)
+
+
+async def main_async(rounds: int, only: str | None) -> None:
     mods = {"wsgi2asgi": wsgi2asgi.bridges, "asgiref": asgiref.sync}
     print(f"{'case':<16}{'wsgi2asgi us':>14}{'asgiref us':>12}{'ours/asgiref':>14}")
     for label, case, n in CASES:
-        results: dict[str, list[float]] = {name: [] for name in mods}
-        for _ in range(rounds):
-            for name, mod in mods.items():
-                await case(mod, max(n // 10, 100))  # warm up
-                results[name].append(await case(mod, n))
-        ours = statistics.median(results["wsgi2asgi"]) * 1e6
-        theirs = statistics.median(results["asgiref"]) * 1e6
-        print(f"{label:<16}{ours:>14.1f}{theirs:>12.1f}{ours / theirs:>13.2f}x", flush=True)
+        if only is not None and only not in label:
+            continue
+        medians, ratio = await run_case(mods, case, n, rounds)
+        ours, theirs = medians["wsgi2asgi"] * 1e6, medians["asgiref"] * 1e6
+        print(f"{label:<16}{ours:>14.1f}{theirs:>12.1f}{ratio:>13.2f}x", flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--only", help="run the cases whose label contains this text")
     parser.add_argument("--uvloop", action="store_true")
     args = parser.parse_args()
     print(f"python {sys.version.split()[0]}, {'uvloop' if args.uvloop else 'asyncio'}")
     if args.uvloop:
         import uvloop
 
-        uvloop.run(main_async(args.rounds))
+        uvloop.run(main_async(args.rounds, args.only))
     else:
-        asyncio.run(main_async(args.rounds))
+        asyncio.run(main_async(args.rounds, args.only))
 
 
 if __name__ == "__main__":
