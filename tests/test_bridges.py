@@ -640,6 +640,99 @@ async def test_cancellation_before_the_nested_async_to_sync_is_delivered_to_it()
     assert seen == ["sync saw CancelledError", "second call ran"]
 
 
+# -- 8b. what the caller awaits is Future-compatible: timeouts, shield, gather, uvloop -------
+# A sync_to_async call is its own future (no asyncio.Future per call) and wakes the waiting task
+# in the worker's callback; asyncio's Task, wait_for, timeout, shield and gather must not see
+# the difference.
+
+
+async def test_a_timeout_cancels_the_wait_and_the_next_call_runs() -> None:
+    release = threading.Event()
+
+    def slow() -> str:
+        release.wait(5)
+        return "slow"
+
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(sync_to_async(slow, thread_sensitive=False)(), 0.01)
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.01):
+            await sync_to_async(slow, thread_sensitive=False)()
+    release.set()
+    assert await sync_to_async(lambda: "next")() == "next"
+
+
+async def test_the_cancel_message_reaches_the_awaiting_coroutine() -> None:
+    started = threading.Event()
+    release = threading.Event()
+    seen: list[tuple[object, ...]] = []
+
+    def blocked() -> None:
+        started.set()
+        release.wait(5)
+
+    async def caller() -> None:
+        try:
+            await sync_to_async(blocked, thread_sensitive=False)()
+        except asyncio.CancelledError as exc:
+            seen.append(exc.args)
+            raise
+
+    task = asyncio.create_task(caller())
+    await asyncio.to_thread(started.wait, 5)
+    task.cancel("shutting down")
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    release.set()
+    assert seen == [("shutting down",)]
+
+
+async def test_shield_keeps_the_call_running_for_another_awaiter() -> None:
+    release = threading.Event()
+    call = asyncio.ensure_future(sync_to_async(lambda: release.wait(5) and "done")())
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(call), 0.01)
+    release.set()
+    assert await call == "done"
+
+
+async def test_gather_returns_every_result_and_exception_in_order() -> None:
+    def square_or_fail(n: int) -> int:
+        if n % 10 == 3:
+            raise Boom(str(n))
+        return n * n
+
+    call = sync_to_async(square_or_fail, thread_sensitive=False)
+    results = await asyncio.gather(*(call(n) for n in range(100)), return_exceptions=True)
+    for n, result in enumerate(results):
+        if n % 10 == 3:
+            assert isinstance(result, Boom) and result.args == (str(n),)
+        else:
+            assert result == n * n
+
+
+def test_results_exceptions_and_cancellation_on_uvloop() -> None:
+    uvloop = pytest.importorskip("uvloop")
+    release = threading.Event()
+
+    async def main() -> list[object]:
+        seen: list[object] = [await sync_to_async(lambda: 1)()]
+        seen.append(await sync_to_async(lambda: 2, thread_sensitive=False)())
+        with pytest.raises(Boom):
+            await sync_to_async(explode)()
+        seen.append("raised")
+        task = asyncio.create_task(sync_to_async(release.wait)(5))
+        await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        release.set()
+        seen.append(await sync_to_async(lambda: "after")())
+        return seen
+
+    assert uvloop.run(main()) == [1, 2, "raised", "after"]
+
+
 # -- asgiref defect: late thread-sensitive call from a task that outlived async_to_sync -------
 
 

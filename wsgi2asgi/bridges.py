@@ -4,10 +4,13 @@ Same shape and semantics as asgiref's (what Django users know), with less work p
 
 How the threads hand off
 ------------------------
-* ``sync_to_async(f)`` on loop L: the caller creates one asyncio future, copies its context and
-  queues one work item. A worker thread runs ``f`` in that context copy, then completes the
-  future with a single ``L.call_soon_threadsafe``. No ``run_in_executor``, no
-  ``concurrent.futures.Future``, no ``shield``.
+* ``sync_to_async(f)`` on loop L: the caller copies its context and queues one work item,
+  which is also what it awaits (a Future-compatible object, so no ``asyncio.Future``). A
+  worker thread runs ``f`` in that context copy, then reports with a single
+  ``L.call_soon_threadsafe``, whose callback wakes the waiting task then and there: one loop
+  turn per call, not two. No ``run_in_executor``, no ``concurrent.futures.Future``, no
+  ``shield``. A worker that finishes spins briefly before it parks
+  (:class:`wsgi2asgi.threads.Spinner`), so a run of calls costs no OS wake-up on its side.
 * Which worker: ``thread_sensitive=False`` → a bounded pool (or the ``executor`` given).
   ``thread_sensitive=True`` → the first of: the thread blocked in the enclosing
   ``async_to_sync`` (so sync → async → sync returns to the very same thread, which keeps
@@ -55,10 +58,11 @@ import inspect
 import itertools
 import os
 import threading
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from asyncio import get_running_loop
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterator
+from contextvars import copy_context
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
-from wsgi2asgi.futures import resolve
 from wsgi2asgi.runners import cancel_leftovers, runners
 from wsgi2asgi.threads import CallerQueue, Executor, Pool, SerialWorker
 
@@ -195,61 +199,147 @@ def _adopt(ctx: contextvars.Context) -> None:
             var.set(value)
 
 
-class _Call(Origin, Generic[R]):
-    """One ``sync_to_async`` call: the function, where to report, and a nested a2s task."""
+_PENDING, _FINISHED, _CANCELLED = 0, 1, 2
 
-    __slots__ = ("args", "ctx", "func", "future", "kwargs")
+
+class _Call(Origin, Generic[R]):
+    """One ``sync_to_async`` call: the work item a worker runs, and what the caller awaits.
+
+    It is its own future, of the shape asyncio's ``Task`` accepts from an ``await``
+    (``_asyncio_future_blocking``, ``get_loop``, ``add_done_callback``, ``result``, ``cancel``:
+    what ``asyncio.isfuture`` checks). Unlike an ``asyncio.Future``, finishing it wakes the
+    waiting task at once, inside the one callback the worker scheduled, instead of scheduling
+    the wake-up for one more turn of the loop.
+    """
+
+    __slots__ = (
+        "_asyncio_future_blocking",
+        "_callbacks",
+        "_error",
+        "_state",
+        "_tb",
+        "_value",
+        "args",
+        "ctx",
+        "func",
+        "kwargs",
+    )
 
     def __init__(
         self,
         loop: asyncio.AbstractEventLoop,
-        future: asyncio.Future[R],
         ctx: contextvars.Context,
         func: Callable[..., R],
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
     ) -> None:
-        Origin.__init__(self, loop)
-        self.future = future
+        self.loop = loop
+        self.inner = None
+        self.cancel_pending = False
         self.ctx = ctx
         self.func = func
         self.args = args
         self.kwargs = kwargs
+        self._state = _PENDING
+        self._callbacks: list[tuple[Callable[[Any], object], contextvars.Context | None]] = []
+        self._value: Any = None
+        self._error: BaseException | None = None
+        self._tb: Any = None
+        self._asyncio_future_blocking = False
+
+    # -- the worker's side ------------------------------------------------------------------
 
     def __call__(self) -> None:
         """Run on the worker thread; report to the loop with one thread-safe callback."""
-        if self.future.cancelled():
+        if self._state == _CANCELLED:
             return  # the caller gave up before we started: do not run the work at all
         outer, _state.call = _state.call, self
         try:
-            result = self.ctx.run(self.func, *self.args, **self.kwargs)
+            value = self.ctx.run(self.func, *self.args, **self.kwargs)
         except BaseException as exc:
-            self._report(_fail, exc)
+            self._report(self._fail, exc)
         else:
-            self._report(resolve, result)
+            self._report(self._succeed, value)
         finally:
             _state.call = outer
 
-    def _report(self, how: Callable[[asyncio.Future[Any], Any], None], value: Any) -> None:
+    def _report(self, how: Callable[[Any], None], value: Any) -> None:
         try:
-            self.loop.call_soon_threadsafe(how, self.future, value)
+            self.loop.call_soon_threadsafe(how, value)
         except RuntimeError:  # the loop was closed under us: nobody is waiting any more
             pass
 
+    # -- the loop's side ----------------------------------------------------------------------
 
-def _fail(future: asyncio.Future[Any], exc: BaseException) -> None:
-    if not future.done():
-        if isinstance(exc, StopIteration):  # cannot travel through a future (PEP 479)
-            exc = RuntimeError(f"StopIteration raised by a sync_to_async function: {exc!r}")
-        future.set_exception(exc)
+    def _succeed(self, value: R) -> None:
+        if self._state == _PENDING:
+            self._value = value
+            self._finish()
 
+    def _fail(self, exc: BaseException) -> None:
+        if self._state == _PENDING:
+            if isinstance(exc, StopIteration):  # cannot travel through a future (PEP 479)
+                exc = RuntimeError(f"StopIteration raised by a sync_to_async function: {exc!r}")
+            self._error, self._tb = exc, exc.__traceback__
+            self._finish()
 
-def _choose(thread_sensitive: bool, executor: Executor | None) -> Executor:
-    if executor is not None:
-        return executor
-    if not thread_sensitive:
-        return _pool
-    return _sensitive.get() or _shared_sensitive
+    def _finish(self) -> None:
+        # Called in a plain loop callback, never inside a task: the waiting task may step now.
+        self._state = _FINISHED
+        callbacks, self._callbacks = self._callbacks, []
+        for callback, context in callbacks:
+            if context is None:
+                callback(self)
+            else:
+                context.run(callback, self)
+
+    def __await__(self) -> Generator[Any, None, R]:
+        if self._state == _PENDING:
+            self._asyncio_future_blocking = True
+            yield self
+        return self.result()
+
+    def result(self) -> R:
+        """The function's return value; raise its exception, or ``CancelledError``."""
+        if self._state == _PENDING:
+            raise asyncio.InvalidStateError("sync_to_async call not finished")
+        if self._error is not None:
+            raise self._error.with_traceback(self._tb)
+        value: R = self._value
+        return value
+
+    def done(self) -> bool:
+        return self._state != _PENDING
+
+    def cancelled(self) -> bool:
+        return self._state == _CANCELLED
+
+    def get_loop(self) -> asyncio.AbstractEventLoop:
+        return self.loop
+
+    def add_done_callback(
+        self, callback: Callable[[Any], object], *, context: contextvars.Context | None = None
+    ) -> None:
+        if self._state == _PENDING:
+            self._callbacks.append((callback, context))
+        else:
+            self.loop.call_soon(callback, self, context=context)
+
+    def remove_done_callback(self, callback: Callable[[Any], object]) -> int:
+        kept = [(cb, ctx) for cb, ctx in self._callbacks if cb != callback]
+        removed, self._callbacks = len(self._callbacks) - len(kept), kept
+        return removed
+
+    def cancel(self, msg: Any = None) -> bool:
+        """The awaiting task was cancelled: never start, or stop waiting (call on the loop)."""
+        if self._state != _PENDING:
+            return False
+        self._state = _CANCELLED
+        self._error = asyncio.CancelledError() if msg is None else asyncio.CancelledError(msg)
+        callbacks, self._callbacks = self._callbacks, []
+        for callback, context in callbacks:  # a task may be running: wake the waiter later
+            self.loop.call_soon(callback, self, context=context)
+        return True
 
 
 @overload
@@ -308,15 +398,21 @@ def sync_to_async(
             "await a coroutine function directly instead"
         )
     target = func
-    chosen_executor: Executor | None = executor
+    if executor is not None:
+        submit_to: Executor | None = executor
+    elif not thread_sensitive:
+        submit_to = _pool
+    else:
+        submit_to = None  # chosen per call: the context may name a thread
 
     async def run_in_thread(*args: P.args, **kwargs: P.kwargs) -> R:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[R] = loop.create_future()
-        call = _Call(loop, future, contextvars.copy_context(), target, args, kwargs)
-        _choose(thread_sensitive, chosen_executor).submit(call)
+        call = _Call(get_running_loop(), copy_context(), target, args, kwargs)
+        if submit_to is None:
+            (_sensitive.get() or _shared_sensitive).submit(call)
+        else:
+            submit_to.submit(call)
         try:
-            return await future
+            return await call
         except asyncio.CancelledError:
             # If the worker is blocked in async_to_sync, cancel the coroutine it waits for, so
             # the sync code sees CancelledError raised out of that call.
