@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from wsgi2asgi import threads
-from wsgi2asgi.threads import Pool, SerialWorker, Spinner
+from wsgi2asgi.threads import Pool, SerialWorker, Spinner, finishing
 
 needs_thread_clock = pytest.mark.skipif(
     not hasattr(time, "pthread_getcpuclockid"), reason="no per-thread CPU clock here"
@@ -52,7 +52,7 @@ def test_a_spin_returns_as_soon_as_work_arrives(long_spin: None) -> None:
 def test_a_spin_that_finds_nothing_backs_off_doubling_and_work_resets_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(threads, "SPIN", 1e-3)
+    monkeypatch.setattr(threads, "SPIN", 0.02)  # far above a turn's length, even when loaded
     spinner = Spinner()
     rests = []
     for _ in range(4):  # spin (nothing), then count the parks before the next spin
@@ -67,6 +67,24 @@ def test_a_spin_that_finds_nothing_backs_off_doubling_and_work_resets_it(
     monkeypatch.setattr(threads, "SPIN", 1.0)
     spinner.spin(lambda: False)  # work was there: spinning paid, no back-off
     assert not spinner.rests()
+
+
+def test_a_turn_that_waited_long_for_the_gil_backs_off_further(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(threads, "SPIN", 1e-3)
+    # A busy loop thread holds the GIL: giving it up, a spinning worker waits for it for up to
+    # the switch interval. Here one turn takes 10 ms.
+    monkeypatch.setattr(threads, "_pause", lambda: time.sleep(0.01))
+    spinner = Spinner()
+    rests = []
+    for _ in range(2):
+        spinner.spin(lambda: True)
+        count = 0
+        while spinner.rests():
+            count += 1
+        rests.append(count)
+    assert rests == [threads.BUSY_BACKOFF, 2 * threads.BUSY_BACKOFF]
 
 
 def test_back_off_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -167,3 +185,54 @@ def test_a_pool_runs_every_item_exactly_once_under_concurrent_submits() -> None:
         assert pool.size <= 3
     finally:
         pool.shutdown()
+
+
+class Reporting:
+    """A work item that says it is finishing, then waits until the next item is submitted."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.names = names
+        self.finished = threading.Event()
+        self.next_submitted = threading.Event()
+
+    def __call__(self) -> None:
+        self.names.append(threading.current_thread().name)
+        finishing(self)
+        self.finished.set()  # as a result handed to the loop: the caller submits its next call
+        assert self.next_submitted.wait(5)
+
+
+def test_an_item_submitted_after_finishing_comes_to_the_finishing_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Without the hand, the next item would go to the queue and wake the other, parked thread
+    # (this one is still inside its item): every other item would run there. No spinning here,
+    # so that no idle thread catches items instead.
+    monkeypatch.setattr(threads, "SPIN", 0)
+    pool = Pool("spin-hand", max_workers=2)
+    barrier = threading.Barrier(2)
+    try:
+        for _ in range(2):
+            pool.submit(lambda: barrier.wait(5))
+        names: list[str] = []
+        items = [Reporting(names) for _ in range(50)]
+        pool.submit(items[0])
+        for current, following in zip(items, items[1:], strict=False):
+            assert current.finished.wait(5)
+            pool.submit(following)
+            current.next_submitted.set()
+        assert items[-1].finished.wait(5)
+        items[-1].next_submitted.set()
+        assert len(names) == 50
+        assert len(set(names)) == 1
+    finally:
+        pool.shutdown()
+
+
+def test_finishing_elsewhere_does_nothing() -> None:
+    finishing(object())  # not a pool thread: no error, no effect
+    worker = SerialWorker("spin-elsewhere")
+    try:
+        run_and_wait(lambda item: worker.submit(lambda: (finishing(item), item())), 3)
+    finally:
+        worker.shutdown()

@@ -64,7 +64,7 @@ from contextvars import copy_context
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from wsgi2asgi.runners import cancel_leftovers, runners
-from wsgi2asgi.threads import CallerQueue, Executor, Pool, SerialWorker
+from wsgi2asgi.threads import CallerQueue, Executor, Pool, SerialWorker, finishing
 
 __all__ = [
     "Origin",
@@ -264,6 +264,7 @@ class _Call(Origin, Generic[R]):
             _state.call = outer
 
     def _report(self, how: Callable[[Any], None], value: Any) -> None:
+        finishing(self)  # on a Pool thread: the caller's next call comes to this thread
         try:
             self.loop.call_soon_threadsafe(how, value)
         except RuntimeError:  # the loop was closed under us: nobody is waiting any more

@@ -11,7 +11,9 @@ Rules this module keeps:
   (``Spinner``): in a run of calls it takes the next item without an OS wake-up. The spin
   yields the CPU and the GIL every turn, backs off when it finds nothing or the loop thread
   is busy, and ends: an idle worker uses no CPU. A ``Pool`` has one spinner at a time, and
-  an item submitted while it spins goes straight to it, waking no parked thread.
+  an item submitted while it spins goes straight to it, waking no parked thread; so does one
+  submitted after an item said it is about to report (``finishing``), typically the caller's
+  next call, which would otherwise wake a parked thread while this one is still returning.
 * ``CallerQueue``: the queue of a thread that is blocked in ``async_to_sync``. While it waits
   for its coroutine, the thread runs the items sent to it (thread-sensitive calls the coroutine
   makes), then returns when the coroutine is done. After that it is *closed*; items sent later
@@ -40,7 +42,17 @@ import weakref
 from collections.abc import Callable
 from typing import Protocol
 
-__all__ = ["MAX_BACKOFF", "SPIN", "CallerQueue", "Executor", "Pool", "SerialWorker", "Spinner"]
+__all__ = [
+    "BUSY_BACKOFF",
+    "MAX_BACKOFF",
+    "SPIN",
+    "CallerQueue",
+    "Executor",
+    "Pool",
+    "SerialWorker",
+    "Spinner",
+    "finishing",
+]
 
 WorkItem = Callable[[], object]
 _STOP = object()
@@ -50,10 +62,12 @@ _FORK_AWARE: weakref.WeakSet[SerialWorker | Pool] = weakref.WeakSet()
 
 #: How long (seconds) a worker thread that ran out of work keeps looking for more before it
 #: parks (blocks on its queue). Waking a parked thread is an OS wake-up (50-90 µs on a busy VM);
-#: a spinning one takes the next item at once.
+#: a spinning one takes the next item at once. 0 turns spinning off.
 SPIN = 50e-6
 #: After spins that found nothing, a worker parks at once up to this many times in a row.
-MAX_BACKOFF = 256
+MAX_BACKOFF = 1024
+#: How many times it parks at once after a spin that waited long for the GIL (at least).
+BUSY_BACKOFF = 64
 _pause: Callable[[], None] | None = getattr(os, "sched_yield", None)
 
 
@@ -61,10 +75,11 @@ class Spinner:
     """A worker thread's brief spin before it parks; it backs off when spinning does not pay.
 
     Each turn gives up the CPU and the GIL (``os.sched_yield`` releases the GIL), so the event
-    loop runs while a worker spins. A spin that finds nothing within ``SPIN``, or that waited
-    longer than that for the GIL (a busy loop thread: the worker would then wait for the GIL
-    twice per item), makes the next 1, 2, 4, ... ``MAX_BACKOFF`` waits park at once; a spin
-    that finds work resets that. So an idle worker spins once, for ``SPIN`` at most, then
+    loop runs while a worker spins. A spin that finds nothing within ``SPIN`` makes the next
+    1, 2, 4, ... ``MAX_BACKOFF`` waits park at once. One whose turn waited longer than that for
+    the GIL (a busy loop thread, which would make the worker wait for the GIL twice per item:
+    up to the 5 ms switch interval each) starts that doubling at ``BUSY_BACKOFF``. A spin that
+    finds work in time resets it. So an idle worker spins once, for ``SPIN`` at most, then
     uses no CPU.
 
     Example::
@@ -87,7 +102,7 @@ class Spinner:
         if self._skip:
             self._skip -= 1
             return True
-        return _pause is None
+        return _pause is None or SPIN <= 0
 
     def wait(self, empty: Callable[[], bool]) -> None:
         """Spin while ``empty()``, unless resting; return when it is false or time is up."""
@@ -98,14 +113,14 @@ class Spinner:
         """Spin while ``empty()``, for ``SPIN`` seconds at most (call when not resting)."""
         pause, clock = _pause, time.perf_counter
         deadline = clock() + SPIN
-        while empty() and pause is not None:
-            if clock() >= deadline:
-                break
+        while empty() and pause is not None and clock() < deadline:
             pause()
-        else:
-            if clock() < deadline:
-                self._penalty = 1
-                return
+        late = clock() - deadline
+        if late < 0:  # work came in time
+            self._penalty = 1
+            return
+        if late > SPIN:  # a turn waited long for the GIL: the loop thread is busy
+            self._penalty = max(self._penalty, BUSY_BACKOFF)
         self._skip = self._penalty
         self._penalty = min(2 * self._penalty, MAX_BACKOFF)
 
@@ -215,6 +230,8 @@ class Pool:
         # The hand of the one thread spinning for work, if any: submit() puts an item there
         # instead of in the queue, so no parked thread is woken for it.
         self._catch: list[WorkItem] | None = None
+        # Whether spinning pays depends on the loop, not on the thread: one back-off for all.
+        self._spinner = Spinner()
         _FORK_AWARE.add(self)
 
     def submit(self, item: WorkItem, /) -> None:
@@ -265,9 +282,10 @@ class Pool:
     def _run(self) -> None:
         work = self._queue
         get = work.get
-        spinner = Spinner()
+        here = _here
+        here.pool = self
         while True:
-            item = self._spin_for_work(spinner) if work.empty() else None
+            item = self._take_hand(here)
             if item is None:
                 try:
                     item = get(timeout=self.idle_timeout)
@@ -279,27 +297,43 @@ class Pool:
                 with self._lock:
                     self._threads.discard(threading.current_thread())
                 return
+            here.item = item
             item()  # type: ignore[operator]
-            del item
+            here.item = item = None
             with self._lock:
                 if self._queue is not work:  # we forked in the item: this is the child
                     return
                 self._idle += 1
 
-    def _spin_for_work(self, spinner: Spinner) -> object | None:
-        """Spin briefly for the next item, as the pool's one spinner (more would only fight
-        for the GIL); an item submitted meanwhile comes straight to this thread."""
-        if self._catch is not None or spinner.rests():
+    def _open_hand(self) -> list[WorkItem] | None:
+        """Make the calling thread the pool's one catcher, unless there is one already.
+
+        One at a time: more spinning threads would only fight for the GIL.
+        """
+        if self._catch is not None:
             return None
         with self._lock:
-            if self._catch is not None or not self._queue.empty():
+            if self._catch is not None or not self._queue.empty():  # FIFO: none older
                 return None
             hand: list[WorkItem] = []
             self._catch = hand
+            return hand
+
+    def _take_hand(self, here: _PoolThread) -> object | None:
+        """The item caught in this thread's hand, after spinning for one unless resting."""
+        hand, here.hand = here.hand, None
         empty = self._queue.empty
-        spinner.spin(lambda: not hand and empty())
+        if not hand and empty() and not self._spinner.rests():
+            if hand is None:
+                hand = self._open_hand()
+            if hand is not None:
+                caught = hand
+                self._spinner.spin(lambda: not caught and empty())
+        if hand is None:
+            return None
         with self._lock:
-            self._catch = None
+            if self._catch is hand:
+                self._catch = None
         return hand[0] if hand else None
 
     def _retire(self) -> bool:
@@ -311,6 +345,37 @@ class Pool:
                 self._threads.discard(threading.current_thread())
                 return True
         return False
+
+
+class _PoolThread(threading.local):
+    """What a ``Pool`` thread is doing; on other threads, nothing."""
+
+    pool: Pool | None = None
+    item: object = None
+    hand: list[WorkItem] | None = None
+
+
+_here = _PoolThread()
+
+
+def finishing(item: object) -> None:
+    """Say that ``item``, running on this thread, is about to hand its result over.
+
+    Call it last thing before an item reports (before its ``loop.call_soon_threadsafe``). On a
+    ``Pool`` thread, an item submitted from then on (typically the caller's next call, made as
+    soon as it has the result) comes straight to this thread, waking no parked one. Anywhere
+    else it does nothing.
+
+    Example::
+
+        def item():
+            result = work()
+            finishing(item)
+            loop.call_soon_threadsafe(future.set_result, result)
+    """
+    here = _here
+    if here.item is item and here.pool is not None and here.hand is None:
+        here.hand = here.pool._open_hand()
 
 
 def _stop_serving(old: queue.SimpleQueue[object]) -> None:
