@@ -18,6 +18,13 @@ Cases:
 * ``a2s cold``: ``async_to_sync(g)()`` from a plain thread with no loop.
 * ``round trip``: async → sync → async → sync (``s2a(a2s(s2a(f)))``).
 * ``Local get+set``: one attribute write and one read on a ``Local()``, inside a task.
+
+``--spin-check`` measures what the workers' spin before parking (``wsgi2asgi.threads.SPIN``)
+costs the event loop instead: rounds with the spin off and on, interleaved, while four
+"ticker" tasks keep the loop busy (a little Python and ``sleep(0)`` per tick) and some tasks
+make back-to-back ``sync_to_async`` calls; it prints the loop's ticks per second and the calls
+per second, off and on (medians of the per-round ratios), and the process CPU used over one
+idle second after a burst of calls.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -40,6 +48,7 @@ import asgiref.sync  # noqa: E402
 
 import wsgi2asgi.bridges  # noqa: E402
 import wsgi2asgi.local  # noqa: E402
+import wsgi2asgi.threads  # noqa: E402
 
 # The Local class that goes with each bridges module.
 LOCALS: dict[ModuleType, type[Any]] = {
@@ -134,6 +143,104 @@ CASES: list[tuple[str, Callable[[ModuleType, int], Any], int]] = [
 ]
 
 
+@dataclass
+class Load:
+    """One ``--spin-check`` configuration: callers of ``func`` beside busy ticker tasks."""
+
+    label: str
+    callers: int
+    func: Callable[[], object]
+    thread_sensitive: bool = False
+    tickers: int = 4
+
+
+def some_work() -> int:
+    return sum(range(300))
+
+
+LOADS = [
+    Load("1 caller, pool", 1, f),
+    Load("1 caller, sensitive", 1, f, thread_sensitive=True),
+    Load("4 callers, pool", 4, f),
+    Load("4 callers, pool, work", 4, some_work),
+    Load("8 callers, no tickers", 8, f, tickers=0),
+]
+
+
+async def busy_loop_rates(load: Load, seconds: float) -> tuple[float, float]:
+    """Ticks per second of the ticker tasks, and calls per second, run side by side."""
+    stop = asyncio.Event()
+    ticks = calls = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while not stop.is_set():
+            sum(range(100))
+            ticks += 1
+            await asyncio.sleep(0)
+
+    async def caller() -> None:
+        nonlocal calls
+        call = wsgi2asgi.bridges.sync_to_async(load.func, thread_sensitive=load.thread_sensitive)
+        while not stop.is_set():
+            await call()
+            calls += 1
+
+    tasks = [asyncio.create_task(ticker()) for _ in range(load.tickers)]
+    tasks += [asyncio.create_task(caller()) for _ in range(load.callers)]
+    start = time.perf_counter()
+    await asyncio.sleep(seconds)
+    stop.set()
+    await asyncio.gather(*tasks)
+    elapsed = time.perf_counter() - start
+    return ticks / elapsed, calls / elapsed
+
+
+async def idle_cpu_ms() -> float:
+    """Process CPU over one idle second, right after a burst of pool and sensitive calls."""
+    call = wsgi2asgi.bridges.sync_to_async(f, thread_sensitive=False)
+    await asyncio.gather(*(call() for _ in range(50)))
+    await wsgi2asgi.bridges.sync_to_async(f)()
+    start = time.process_time()
+    await asyncio.sleep(1.0)
+    return (time.process_time() - start) * 1e3
+
+
+async def spin_check(rounds: int) -> None:
+    spin = wsgi2asgi.threads.SPIN
+    print(f"spin {spin * 1e6:.0f} us; on/off ratios are medians of per-round ratios")
+    print(f"{'load':<24}{'ticks/s off':>12}{'on':>10}{'on/off':>8}", end="")
+    print(f"{'calls/s off':>13}{'on':>9}{'on/off':>8}")
+    for load in LOADS:
+        rates: dict[float, list[tuple[float, float]]] = {0.0: [], spin: []}
+        for round_number in range(rounds):
+            for setting in (0.0, spin) if round_number % 2 == 0 else (spin, 0.0):
+                wsgi2asgi.threads.SPIN = setting
+                rates[setting].append(await busy_loop_rates(load, 0.3))
+        wsgi2asgi.threads.SPIN = spin
+        off = [statistics.median(r[i] for r in rates[0.0]) for i in (0, 1)]
+        on = [statistics.median(r[i] for r in rates[spin]) for i in (0, 1)]
+        ratio = [
+            statistics.median(
+                a[i] / b[i] for a, b in zip(rates[spin], rates[0.0], strict=True) if b[i]
+            )
+            if load.tickers or i
+            else float("nan")
+            for i in (0, 1)
+        ]
+        print(
+            f"{load.label:<24}{off[0]:>12,.0f}{on[0]:>10,.0f}{ratio[0]:>7.2f}x"
+            f"{off[1]:>13,.0f}{on[1]:>9,.0f}{ratio[1]:>7.2f}x",
+            flush=True,
+        )
+    for setting in (0.0, spin):
+        wsgi2asgi.threads.SPIN = setting
+        used = [await idle_cpu_ms() for _ in range(3)]
+        shown = ", ".join(f"{ms:.2f}" for ms in used)
+        print(f"idle CPU over 1 s after a burst, spin {setting * 1e6:.0f} us: {shown} ms")
+    wsgi2asgi.threads.SPIN = spin
+
+
 async def run_case(
     mods: dict[str, ModuleType], case: Callable[[ModuleType, int], Any], n: int, rounds: int
 ) -> tuple[dict[str, float], float]:
@@ -154,7 +261,10 @@ async def run_case(
     return {name: statistics.median(t) for name, t in times.items()}, statistics.median(ratios)
 
 
-async def main_async(rounds: int, only: str | None) -> None:
+async def main_async(rounds: int, only: str | None, spin: bool) -> None:
+    if spin:
+        await spin_check(rounds)
+        return
     mods = {"wsgi2asgi": wsgi2asgi.bridges, "asgiref": asgiref.sync}
     print(f"{'case':<16}{'wsgi2asgi us':>14}{'asgiref us':>12}{'ours/asgiref':>14}")
     for label, case, n in CASES:
@@ -170,14 +280,15 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--only", help="run the cases whose label contains this text")
     parser.add_argument("--uvloop", action="store_true")
+    parser.add_argument("--spin-check", action="store_true", help="the spin's cost to the loop")
     args = parser.parse_args()
     print(f"python {sys.version.split()[0]}, {'uvloop' if args.uvloop else 'asyncio'}")
     if args.uvloop:
         import uvloop
 
-        uvloop.run(main_async(args.rounds, args.only))
+        uvloop.run(main_async(args.rounds, args.only, args.spin_check))
     else:
-        asyncio.run(main_async(args.rounds, args.only))
+        asyncio.run(main_async(args.rounds, args.only, args.spin_check))
 
 
 if __name__ == "__main__":
