@@ -957,3 +957,24 @@ def test_djangos_own_tests_pass_with_wsgi2asgi_bridges() -> None:
     if ours.broken or ours.returncode:  # compare with Django as installed: only ours count
         theirs = django_suite.run_mode("asgiref", source, list(django_suite.AREAS))
         assert sorted(ours.broken - theirs.broken) == []
+
+
+@pytest.mark.usefixtures("django_settings", "wsgi2asgi_bridges")
+async def test_with_wsgi2asgi_bridges_asgi_runs_a_sync_view_on_the_requests_thread() -> None:
+    # interface="asgi": the sync view is reached from the loop below the middleware, and
+    # Django's sync_to_async(thread_sensitive=True) takes it back to the middleware's thread.
+    loop_thread = threading.get_ident()
+    app = mounted("asgi", MIXIN + RECORDING, bridges="wsgi2asgi")
+    assert (await request(app, "GET", "/dj/sync")).text == "sync page"
+    assert RECORD.handlers == ["asgi"]
+    assert RECORD.names() == [
+        "started",
+        "mixin-in",
+        "middleware-in",
+        "view",
+        "middleware-out",
+        "mixin-out",
+        "finished",
+    ]
+    (thread,) = RECORD.threads()
+    assert thread != loop_thread
