@@ -978,3 +978,32 @@ async def test_with_wsgi2asgi_bridges_asgi_runs_a_sync_view_on_the_requests_thre
     ]
     (thread,) = RECORD.threads()
     assert thread != loop_thread
+
+
+PONG = Signal()
+
+
+async def on_pong_async(sender: Any, **kwargs: Any) -> int:
+    return await asgiref_sync_to_async(threading.get_ident)()
+
+
+PONG.connect(on_pong_async)
+
+
+@pytest.mark.usefixtures("django_settings", "wsgi2asgi_bridges")
+def test_with_wsgi2asgi_bridges_signal_send_keeps_the_senders_thread() -> None:
+    # Signal.send runs async receivers through (our) async_to_sync: asgiref's sync_to_async in
+    # a receiver comes back to the sending thread, as with asgiref's async_to_sync, whether
+    # the sender is a plain thread or runs inside asgiref's async_to_sync.
+    from asgiref.sync import async_to_sync as asgiref_async_to_sync
+
+    from adapters.django_bridges import use_wsgi2asgi_bridges
+
+    use_wsgi2asgi_bridges()
+    here = threading.get_ident()
+    assert [reply for _, reply in PONG.send(sender=None)] == [here]
+
+    async def send_from_asgirefs_thread() -> list[Any]:
+        return await asgiref_sync_to_async(PONG.send)(sender=None)
+
+    assert [reply for _, reply in asgiref_async_to_sync(send_from_asgirefs_thread)()] == [here]
