@@ -150,7 +150,13 @@ _FOLLOW_OURS = _FollowOurs()
 
 @contextlib.asynccontextmanager
 async def _asgiref_follows_ours() -> AsyncIterator[None]:
-    """Rule 2: asgiref's thread-sensitive calls in this block go to our bridges."""
+    """Rule 2: asgiref's thread-sensitive calls in this block go to our bridges.
+
+    A plain asgiref context with ``_FOLLOW_OURS`` registered as its executor, through the two
+    class attributes asgiref's ``SyncToAsync`` looks contexts up in (there since asgiref 3.3).
+    Not ``ThreadSensitiveContext(executor=...)`` (asgiref 3.13): that one refuses the calls
+    of tasks that outlive it, which a plain context serves, as Django's default does.
+    """
     theirs = _ContextForAsgiref()
     await theirs.__aenter__()  # type: ignore[no-untyped-call]
     SyncToAsync.context_to_thread_executor[theirs] = _FOLLOW_OURS
