@@ -956,14 +956,13 @@ def test__coalesce_merges_small_body_runs_only() -> None:
 
     start = ({"type": "http.response.start", "status": 200, "headers": []}, 0)
     big = b"x" * (64 * 1024)
-    items: list[Any] = [start, body(b"a"), body(b"b"), body(big), body(b"c", more=False), (None, 0)]
+    items: list[Any] = [start, body(b"a"), body(b"b"), body(big), body(b"c", more=False)]
     merged = _coalesce(items)
     assert merged == [
         start,
         ({"type": "http.response.body", "body": b"ab", "more_body": True}, 2),
         body(big),  # merging it would pass the limit: sent as it is
         body(b"c", more=False),
-        (None, 0),
     ]
     items = [body(b"a"), body(b"b"), body(b"c", more=False)]
     assert _coalesce(items) == [body(b"abc", more=False)]
@@ -1137,3 +1136,72 @@ def test_wsgi_to_asgi_takes_the_options_of_the_class_with_its_defaults() -> None
     adapter = wsgi_to_asgi(simple_app, max_threads=3, duplicate_header_limit=None)
     assert (adapter.max_threads, adapter.duplicate_header_limit) == (3, None)
     assert wsgi_to_asgi(simple_app).high_water == keywords["high_water"].default
+
+
+# -- hand-offs between the loop and the worker (#17) -------------------------------------------
+
+
+def _count_from_workers(monkeypatch: pytest.MonkeyPatch, name: str) -> list[object]:
+    """Record the calls of the running loop's method ``name`` made from other threads."""
+    loop = asyncio.get_running_loop()
+    original = getattr(loop, name)
+    calls: list[object] = []
+
+    def counting(callback: Any, *args: Any, **kwargs: Any) -> Any:
+        if threading.current_thread() is not threading.main_thread():
+            calls.append(callback)
+        return original(callback, *args, **kwargs)
+
+    monkeypatch.setattr(loop, name, counting)
+    return calls
+
+
+async def test_a_one_chunk_response_wakes_the_loop_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The body and the end of the call (nothing to close: a list) go back to the loop together:
+    # one call_soon_threadsafe per request, where there were two (the body, then "closed").
+    wakes = _count_from_workers(monkeypatch, "call_soon_threadsafe")
+    adapter = adapt(simple_app)
+    for _ in range(20):
+        harness = Harness()
+        await harness.run(adapter)
+        assert harness.body == b"hello"
+    assert len(wakes) <= 20
+
+
+async def test_a_response_whole_in_one_burst_starts_no_watcher_task(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A GET answered in one burst (start and last body together) has nothing left to watch a
+    # disconnect for: no task is made for it (one per request before).
+    loop = asyncio.get_running_loop()
+    original = loop.create_task
+    created: list[object] = []
+
+    def counting(coro: Any, **kwargs: Any) -> Any:
+        created.append(coro)
+        return original(coro, **kwargs)
+
+    monkeypatch.setattr(loop, "create_task", counting)
+    harness = Harness()
+    await harness.run(adapt(simple_app))
+    assert harness.body == b"hello"
+    assert created == []
+
+
+async def test_a_read_of_one_whole_message_returns_its_bytes_uncopied() -> None:
+    # wsgi.input hands the server's bytes on as they are: a 64 KiB read of a 64 KiB message is
+    # that message's bytes object (before: copied into a bytearray and out again).
+    chunks = [b"a" * 65536, b"b" * 65536, b"c" * 100]
+    harness = Harness(list(chunks), method="POST")
+    seen: list[bytes] = []
+
+    def app(environ: Environ, start_response: Any) -> list[bytes]:
+        stream = environ["wsgi.input"]
+        while data := stream.read(65536):
+            seen.append(data)
+        start_response("204 No Content", [])
+        return []
+
+    await harness.run(adapt(app))
+    assert harness.status == 204
+    assert [data is chunk for data, chunk in zip(seen, chunks, strict=True)] == [True] * 3

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import logging
 import threading
 import time
@@ -40,12 +41,10 @@ from typing import Any, TypedDict, Unpack
 from wsgi2asgi.bridges import origin
 from wsgi2asgi.environ import WSGIErrors, build_environ, response_start
 from wsgi2asgi.exceptions import ClientDisconnected, TooManyHeaders, WSGIContractError
-from wsgi2asgi.futures import resolve
-from wsgi2asgi.headers import content_length
 from wsgi2asgi.responses import send_plain
 from wsgi2asgi.streams import RequestBody, ResponseChannel
 from wsgi2asgi.threads import Pool
-from wsgi2asgi.typing import ExcInfo, Message, Receive, Scope, Send, WSGIApp
+from wsgi2asgi.typing import ExcInfo, Receive, Scope, Send, WSGIApp
 
 __all__ = [
     "DEFAULT_MAX_THREADS",
@@ -228,30 +227,48 @@ async def _lifespan(receive: Receive, send: Send) -> None:
 class _WSGICall:
     """One request, one call of the WSGI app: the loop side (``run``) and the worker-thread
     side (``work``). The other way round, one request of ``asgi_to_wsgi``, is an
-    :class:`~wsgi2asgi.exchange.Exchange`."""
+    :class:`~wsgi2asgi.exchange.Exchange`.
+
+    Crossings between the two, per request: one hand-off to the worker (the pool's), and
+    back to the loop only when the loop waits for the channel (a response queued while the
+    loop is busy costs none). A one-chunk list response (Flask and Django's kind of body,
+    nothing to close) and the end of the call go back together, in one crossing.
+    """
+
+    __slots__ = (
+        "adapter",
+        "body",
+        "channel",
+        "declared",
+        "errors",
+        "finished",
+        "head",
+        "headers",
+        "headers_sent",
+        "loop",
+        "origin",
+        "scope",
+        "send",
+        "sent_bytes",
+        "status",
+        "watcher",
+    )
 
     def __init__(self, adapter: WSGIAdapter, scope: Scope, receive: Receive, send: Send) -> None:
         self.adapter = adapter
         self.scope = scope
         self.send = send
-        self.loop = asyncio.get_running_loop()
-        self.channel = ResponseChannel(
-            self.loop, high_water=adapter.high_water, low_water=adapter.high_water // 4
+        loop = self.loop = asyncio.get_running_loop()
+        self.channel = ResponseChannel(loop, adapter.high_water, adapter.high_water // 4)
+        length, chunked = _request_framing(scope)
+        # No body by HTTP/1 framing (RFC 9112 §6.3): nothing to receive. (HTTP/2 and 3 may
+        # send a body with neither header: there, the messages tell.)
+        bodiless = length == 0 or (
+            length is None and not chunked and scope.get("http_version", "1.1") in _HTTP1
         )
-        length = content_length(scope.get("headers", ()))
-        self.body = RequestBody(self.loop, receive, length)
-        if length == 0 or (
-            length is None
-            and scope.get("http_version", "1.1") in ("1.0", "1.1")
-            and not _has_header(scope, b"transfer-encoding")
-        ):
-            # No body by HTTP/1 framing (RFC 9112 §6.3): nothing to pull. (HTTP/2 and 3 may
-            # send a body with neither header: there, the messages tell.)
-            self.body.complete = True
+        self.body = RequestBody(loop, receive, length, complete=bodiless)
         self.body.on_disconnect = self.channel.close
         self.watcher: asyncio.Task[None] | None = None
-        # Set (from the worker) once the response's close() has returned: see run().
-        self.closed: asyncio.Future[None] = self.loop.create_future()
         # One per request: a partial line must not mix with another thread's.
         self.errors = WSGIErrors()
         # Worker-thread state.
@@ -267,14 +284,15 @@ class _WSGICall:
     # -- loop side ---------------------------------------------------------------------------
 
     async def run(self) -> None:
+        adapter = self.adapter
         try:
             environ = build_environ(
                 self.scope,
                 self.body,
                 self.errors,
-                multiprocess=self.adapter.multiprocess,
-                max_headers=self.adapter.max_headers,
-                duplicate_header_limit=self.adapter.duplicate_header_limit,
+                multiprocess=adapter.multiprocess,
+                max_headers=adapter.max_headers,
+                duplicate_header_limit=adapter.duplicate_header_limit,
             )
         except TooManyHeaders as exc:
             logger.warning("rejected request: %s", exc)
@@ -283,12 +301,12 @@ class _WSGICall:
         if not self.body.complete:
             # A body is coming: receive it ahead of the app's reads (bounded by READ_AHEAD),
             # so a read usually finds it here, and notice a client that leaves meanwhile.
-            self._watch_disconnect()
+            self._watch()
         # The app sees the context variables of the request's task (tracing, request ids set
         # by ASGI middleware), in a copy: what it sets stays with this request.
         context = contextvars.copy_context()
-        self.adapter._enter(self.scope)
-        self.adapter.pool.submit(lambda: context.run(self.work, environ))
+        adapter._enter(self.scope)
+        adapter.pool.submit(functools.partial(context.run, self.work, environ))
         wait_for_close = True
         try:
             await self._relay()
@@ -299,7 +317,7 @@ class _WSGICall:
             raise
         finally:
             # Whatever ended the loop side (done, send failed, cancelled), never leave the
-            # worker blocked on a full channel.
+            # worker blocked on a full channel or waiting for body bytes.
             self.channel.close()
             self.body.abandon()
             if self.watcher is not None:
@@ -310,32 +328,35 @@ class _WSGICall:
                 # generator's finally): until then the server counts it in flight
                 # (--limit-concurrency, the graceful-shutdown drain), and an in-process client
                 # does not see the response before the request's side effects.
-                await self.closed
+                await self.channel.wait_done()
 
     async def _relay(self) -> None:
-        """Send what the worker queues until the response is whole (or failed)."""
-        started = False
-        while True:
-            for message, size in await self.channel.get():
-                if message is None:
-                    return
-                if message["type"] == "wsgi2asgi.error":
+        """Send what the worker queues until it is done (or the response failed)."""
+        channel, send = self.channel, self.send
+        started = complete = False
+        while items := await channel.get():
+            for message, size in items:
+                kind = message["type"]
+                if kind == "wsgi2asgi.error":
                     if not started:
-                        await send_plain(self.send, 500)
+                        await send_plain(send, 500)
                         return
-                    raise message["error"]
-                started = True
-                await self.send(message)
-                self.channel.sent(size)
-                if message["type"] == "http.response.start":
-                    # From now on only receive() can tell that the client left: listen.
-                    self._watch_disconnect()
-                elif not message.get("more_body", False):
-                    return  # the response is whole (run() then waits for close())
+                    if not complete:
+                        raise message["error"]
+                elif not complete:  # after the last body: only the end of the call counts
+                    await send(message)
+                    channel.sent(size)
+                    if kind == "http.response.start":
+                        started = True
+                    elif not message.get("more_body", False):
+                        complete = True
+            if started and not complete:
+                # From now on only receive() can tell that the client left: listen.
+                self._watch()
 
-    def _watch_disconnect(self) -> None:
+    def _watch(self) -> None:
         if self.watcher is None and not self.channel.closed:
-            self.watcher = self.loop.create_task(self.body.watch())
+            self.watcher = self.loop.create_task(self.body.feed())
 
     # -- worker thread -----------------------------------------------------------------------
 
@@ -362,14 +383,15 @@ class _WSGICall:
                 self._fail(exc, environ)
             finally:
                 self.errors.flush()
-                self._put_final(None)
                 self.adapter._leave()
-                self._signal_closed()
+                self.channel.finish()
 
     def _stream(self, result: Iterable[bytes]) -> None:
-        if isinstance(result, (list, tuple)) and len(result) == 1:
-            # The common case (Flask, Django): one chunk. One message, one hand-off.
-            self.write_body(result[0], final=True)
+        kind = type(result)
+        if (kind is list or kind is tuple) and len(result) == 1:  # type: ignore[arg-type]
+            # The common case (Flask, Django): one chunk, and no close() to run. One message,
+            # and no wake-up for it: finish() wakes the loop for both.
+            self.write_body(result[0], final=True, wake=False)  # type: ignore[index]
             return
         for chunk in result:
             if chunk:
@@ -380,7 +402,7 @@ class _WSGICall:
                 # Content-Length reached (or HEAD): PEP 3333 lets the server stop iterating.
                 return
         if not self.finished:
-            self.write_body(b"", final=True)
+            self.write_body(b"", final=True, wake=getattr(result, "close", None) is not None)
 
     def start_response(
         self,
@@ -417,11 +439,15 @@ class _WSGICall:
         if data:
             self.write_body(data)
 
-    def write_body(self, data: bytes, final: bool = False) -> None:
-        """Queue one body chunk (headers go with the first non-empty one, or the last)."""
+    def write_body(self, data: bytes, final: bool = False, wake: bool = True) -> None:
+        """Queue one body chunk (headers go with the first non-empty one, or the last).
+
+        ``wake=False``: the final chunk of a response with nothing left to run before
+        ``finish()``, which wakes the loop for both.
+        """
         if self.status is None:
             raise WSGIContractError("the app returned a body before calling start_response()")
-        if not isinstance(data, bytes):
+        if type(data) is not bytes and not isinstance(data, bytes):
             raise WSGIContractError(f"response body chunks must be bytes, not {type(data)!r}")
         if self.finished:
             return  # past Content-Length: already reported, nothing more goes out
@@ -435,14 +461,14 @@ class _WSGICall:
         self.finished = final
         body = {"type": "http.response.body", "body": data, "more_body": not final}
         if self.headers_sent:
-            self.channel.put(body, len(data))
+            self.channel.put(body, len(data), wake or not final)
             return
         # PEP 3333: headers go out with the first non-empty chunk, or at the end.
         if not data and not final:
             return
         self.headers_sent = True
         start = {"type": "http.response.start", "status": self.status, "headers": self.headers}
-        self.channel.put_all(((start, 0), (body, len(data))))
+        self.channel.put_all(((start, 0), (body, len(data))), wake or not final)
 
     def _clamp(self, data: bytes, final: bool, declared: int) -> tuple[bytes, bool]:
         """Hold the body to the app's Content-Length."""
@@ -473,23 +499,30 @@ class _WSGICall:
             )
         else:
             logger.error("error in WSGI app: %s %s", method, path, exc_info=exc)
-        self._put_final({"type": "wsgi2asgi.error", "error": exc})
-
-    def _put_final(self, message: Message | None) -> None:
         try:
-            self.channel.put(message)
+            self.channel.put({"type": "wsgi2asgi.error", "error": exc})
         except ClientDisconnected:
             pass
 
-    def _signal_closed(self) -> None:
-        try:
-            self.loop.call_soon_threadsafe(resolve, self.closed, None)
-        except RuntimeError:
-            pass  # the loop is closed: nobody waits any more
+
+_HTTP1 = ("1.0", "1.1")
 
 
-def _has_header(scope: Scope, wanted: bytes) -> bool:
-    return any(name.lower() == wanted for name, _ in scope.get("headers", ()))
+def _request_framing(scope: Scope) -> tuple[int | None, bool]:
+    """The request's Content-Length (as :func:`~wsgi2asgi.headers.content_length` reads it)
+    and whether it has a Transfer-Encoding, in one pass over the headers."""
+    length: int | None = None
+    seen_length = chunked = False
+    for name, value in scope.get("headers", ()):
+        lower = name.lower()
+        if lower == b"content-length":
+            if not seen_length:
+                seen_length = True
+                digits = value.strip(b" \t")
+                length = int(digits) if digits.isdigit() else None
+        elif lower == b"transfer-encoding":
+            chunked = True
+    return length, chunked
 
 
 def _declared_length(headers: list[tuple[bytes, bytes]]) -> int | None:
