@@ -57,6 +57,16 @@ DUPLICATE_HEADERS = "Too many duplicate headers"
 
 _STATUS = re.compile(r"([1-9][0-9]{2}) ([^\x00-\x08\x0a-\x1f\x7f]*)")
 logger = logging.getLogger(__name__)
+_ERRORS_LOGGER = "wsgi2asgi.wsgi.errors"
+_errors_logger = logging.getLogger(_ERRORS_LOGGER)
+
+#: Names seen most often, looked up rather than worked out per request (a request's hot path):
+#: a request header name → its environ key (``None``: dropped, it holds ``_``), a response
+#: header name → its validated lower-case bytes (``None``: hop-by-hop). Bounded, so names made
+#: up by clients cannot grow them without end; past the bound, names are worked out each time.
+_CACHE_SIZE = 512
+_environ_keys: dict[bytes, str | None] = {}
+_response_names: dict[str, bytes | None] = {}
 
 
 class WSGIErrors:
@@ -65,8 +75,12 @@ class WSGIErrors:
     Each complete line becomes one ERROR record on the logger ``wsgi2asgi.wsgi.errors``.
     """
 
-    def __init__(self, logger_name: str = "wsgi2asgi.wsgi.errors") -> None:
-        self._logger = logging.getLogger(logger_name)
+    def __init__(self, logger_name: str = _ERRORS_LOGGER) -> None:
+        # One per request: the default logger is looked up once, not per request.
+        if logger_name == _ERRORS_LOGGER:
+            self._logger = _errors_logger
+        else:
+            self._logger = logging.getLogger(logger_name)
         self._partial = ""
 
     def write(self, text: str) -> int:
@@ -203,23 +217,28 @@ def build_environ(
     headers: list[tuple[bytes, bytes]] = scope.get("headers", [])
     if len(headers) > max_headers:
         raise TooManyHeaders(f"{len(headers)} header lines (at most {max_headers})")
-    joined: dict[str, list[str]] = {}
+    repeated: dict[str, list[str]] | None = None  # the names given more than once
     for raw_name, raw_value in headers:
-        name = raw_name.decode("latin-1").lower()
-        if "_" in name:
+        key = _environ_keys.get(raw_name, "")
+        if key == "":
+            key = _environ_key(raw_name)
+        if key is None:
             continue
-        values = joined.setdefault(name, [])
+        value = raw_value.decode("latin-1")
+        if key not in environ:
+            environ[key] = value
+            continue
+        if repeated is None:
+            repeated = {}
+        values = repeated.get(key)
+        if values is None:
+            values = repeated[key] = [environ[key]]
         if duplicate_header_limit is not None and len(values) >= duplicate_header_limit:
             raise TooManyHeaders(DUPLICATE_HEADERS)
-        values.append(raw_value.decode("latin-1"))
-    for name, values in joined.items():
-        if name == "content-type":
-            key = "CONTENT_TYPE"
-        elif name == "content-length":
-            key = "CONTENT_LENGTH"
-        else:
-            key = "HTTP_" + name.upper().replace("-", "_")
-        environ[key] = ("; " if name == "cookie" else ",").join(values)
+        values.append(value)
+    if repeated:
+        for key, values in repeated.items():
+            environ[key] = ("; " if key == "HTTP_COOKIE" else ",").join(values)
     server = scope.get("server")
     if server and server[1] is not None:
         environ["SERVER_NAME"], environ["SERVER_PORT"] = server[0], str(server[1])
@@ -233,6 +252,41 @@ def build_environ(
         if client[1] is not None:
             environ["REMOTE_PORT"] = str(client[1])
     return environ
+
+
+def _environ_key(raw_name: bytes) -> str | None:
+    """The environ key of a request header (``None``: its name holds ``_``, dropped)."""
+    name = raw_name.decode("latin-1").lower()
+    if "_" in name:
+        key = None
+    elif name == "content-type":
+        key = "CONTENT_TYPE"
+    elif name == "content-length":
+        key = "CONTENT_LENGTH"
+    else:
+        key = "HTTP_" + name.upper().replace("-", "_")
+    if len(_environ_keys) < _CACHE_SIZE:
+        _environ_keys[raw_name] = key
+    return key
+
+
+def _response_name(name: str, header: object) -> bytes | None:
+    """A response header name, validated and lower-cased (``None``: hop-by-hop, dropped).
+
+    Raises:
+        WSGIContractError: not latin-1, or not a token.
+    """
+    try:
+        raw_name = name.encode("latin-1")
+    except UnicodeEncodeError:
+        raise WSGIContractError(f"header not encodable as latin-1: {header!r}") from None
+    if not valid_name(raw_name):
+        raise WSGIContractError(f"invalid header name {name!r}")
+    lower = raw_name.lower()
+    result = None if lower in HOP_BY_HOP else lower
+    if len(_response_names) < _CACHE_SIZE:
+        _response_names[name] = result
+    return result
 
 
 def response_start(status: object, headers: object) -> tuple[int, list[tuple[bytes, bytes]]]:
@@ -262,18 +316,18 @@ def response_start(status: object, headers: object) -> tuple[int, list[tuple[byt
         name, value = header
         if not isinstance(name, str) or not isinstance(value, str):
             raise WSGIContractError(f"header name and value must be str: {header!r}")
+        lower = _response_names.get(name, b"")
+        if lower == b"":
+            lower = _response_name(name, header)
         try:
-            raw_name, raw_value = name.encode("latin-1"), value.encode("latin-1")
+            raw_value = value.encode("latin-1")
         except UnicodeEncodeError:
             raise WSGIContractError(f"header not encodable as latin-1: {header!r}") from None
-        if not valid_name(raw_name):
-            raise WSGIContractError(f"invalid header name {name!r}")
         if not valid_value(raw_value):
             # PEP 3333: "must not include any control characters, including carriage
             # returns or linefeeds, either embedded or at the end".
             raise WSGIContractError(f"control character (CR, LF, NUL, ...) in header {name!r}")
-        lower = raw_name.lower()
-        if lower in HOP_BY_HOP:
+        if lower is None:
             logger.warning("dropping hop-by-hop response header %s (PEP 3333)", name)
             continue
         result.append((lower, raw_value.strip(b" \t")))
