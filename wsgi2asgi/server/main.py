@@ -107,9 +107,10 @@ class Server:
         """
         config = self.config
         logger.info("Started server process [%d]", os.getpid())
-        if config.malloc_arena_max is not None:
-            from wsgi2asgi.server.allocator import limit_arenas
+        from wsgi2asgi.server.allocator import limit_arenas, reuse_large_blocks
 
+        reuse_large_blocks()  # bodies stream through in pieces of up to 256 KiB
+        if config.malloc_arena_max is not None:
             limit_arenas(config.malloc_arena_max)  # before any worker thread allocates
         sockets = bind_config(config) if sockets is None else list(sockets)
         try:
