@@ -52,6 +52,9 @@ class Record:
 
     def __init__(self) -> None:
         self.events: list[tuple[str, int]] = []
+        # The Thread behind each ident: an ident can be reused once its thread has ended, a
+        # Thread object held here cannot.
+        self.thread_objects: dict[int, threading.Thread] = {}
         self.handlers: list[str] = []  # "wsgi" or "asgi", from each request_started
         self.lock = threading.Lock()
         self.view_started = threading.Event()
@@ -60,6 +63,7 @@ class Record:
     def add(self, event: str) -> None:
         with self.lock:
             self.events.append((event, threading.get_ident()))
+            self.thread_objects[threading.get_ident()] = threading.current_thread()
         if event == "view":
             self.view_started.set()
         elif event == "finished":
@@ -838,10 +842,13 @@ async def test_with_wsgi2asgi_bridges_an_async_views_sync_parts_share_the_reques
         "started", "mixin-in", "middleware-in", "ours", "asgiref", "sync-receiver", "finished"
     )
     assert sync_thread != loop_thread
-    # The next request gets a thread of its own, as under Django's ASGIHandler.
+    # The next request gets a thread of its own, as under Django's ASGIHandler (compared as
+    # Thread objects: the first thread's ident may be reused once it has ended).
+    first = RECORD.thread_objects[sync_thread]
     RECORD.reset()
     await request(app, "GET", "/dj/sensitive-both")
-    assert RECORD.threads("started", "ours", "asgiref", "finished") != {sync_thread}
+    (next_thread,) = RECORD.threads("started", "ours", "asgiref", "finished")
+    assert RECORD.thread_objects[next_thread] is not first
 
 
 @pytest.mark.usefixtures("atomic_db", "wsgi2asgi_bridges")
