@@ -52,7 +52,10 @@ def test_a_spin_returns_as_soon_as_work_arrives(long_spin: None) -> None:
 def test_a_spin_that_finds_nothing_backs_off_doubling_and_work_resets_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(threads, "SPIN", 0.02)  # far above a turn's length, even when loaded
+    # Turns that never wait (no sched_yield: on a loaded machine it may give the CPU away for
+    # long enough to look like a busy loop thread), and a spin far longer than a turn.
+    monkeypatch.setattr(threads, "_pause", lambda: None)
+    monkeypatch.setattr(threads, "SPIN", 0.05)
     spinner = Spinner()
     rests = []
     for _ in range(4):  # spin (nothing), then count the parks before the next spin
@@ -234,5 +237,33 @@ def test_finishing_elsewhere_does_nothing() -> None:
     worker = SerialWorker("spin-elsewhere")
     try:
         run_and_wait(lambda item: worker.submit(lambda: (finishing(item), item())), 3)
+    finally:
+        worker.shutdown()
+
+
+@needs_thread_clock
+def test_an_item_can_ask_its_thread_not_to_spin(long_spin: None) -> None:
+    # Spinning is 1 s here: a thread that spins after its item burns CPU meanwhile; one whose
+    # item said finishing(spin=False) parks at once.
+    worker = SerialWorker("spin-hushed")
+    try:
+
+        def cpu_after(spin: bool) -> float:
+            ran = threading.Event()
+
+            def item() -> None:
+                finishing(item, spin=spin)
+                ran.set()
+
+            worker.submit(item)
+            assert ran.wait(5)
+            thread = worker.thread
+            assert thread is not None
+            before = cpu_seconds(thread)
+            time.sleep(0.2)  # a measuring window, not synchronisation
+            return cpu_seconds(thread) - before
+
+        assert cpu_after(spin=False) < 0.01
+        assert cpu_after(spin=True) > 0.01  # the same thread spinning, for contrast
     finally:
         worker.shutdown()

@@ -264,7 +264,9 @@ class _Call(Origin, Generic[R]):
             _state.call = outer
 
     def _report(self, how: Callable[[Any], None], value: Any) -> None:
-        finishing(self)  # on a Pool thread: the caller's next call comes to this thread
+        # On a Pool thread, the caller's next call comes to this thread; a worker spins
+        # before parking only for a loop it does not slow down.
+        finishing(self, spin=isinstance(self.loop, asyncio.BaseEventLoop))
         try:
             self.loop.call_soon_threadsafe(how, value)
         except RuntimeError:  # the loop was closed under us: nobody is waiting any more

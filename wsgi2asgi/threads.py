@@ -191,7 +191,7 @@ class SerialWorker:
         get, empty = self._queue.get, self._queue.empty
         spinner = Spinner()
         while True:
-            if empty():
+            if not _hushed() and empty():
                 spinner.wait(empty)
             if (item := get()) is _STOP:
                 return
@@ -319,11 +319,11 @@ class Pool:
             self._catch = hand
             return hand
 
-    def _take_hand(self, here: _PoolThread) -> object | None:
+    def _take_hand(self, here: _WorkerThread) -> object | None:
         """The item caught in this thread's hand, after spinning for one unless resting."""
         hand, here.hand = here.hand, None
         empty = self._queue.empty
-        if not hand and empty() and not self._spinner.rests():
+        if not _hushed() and not hand and empty() and not self._spinner.rests():
             if hand is None:
                 hand = self._open_hand()
             if hand is not None:
@@ -347,24 +347,28 @@ class Pool:
         return False
 
 
-class _PoolThread(threading.local):
-    """What a ``Pool`` thread is doing; on other threads, nothing."""
+class _WorkerThread(threading.local):
+    """What a worker thread is doing (``pool``, ``item``, ``hand``: on a ``Pool`` thread)."""
 
     pool: Pool | None = None
     item: object = None
     hand: list[WorkItem] | None = None
+    #: The item just run asked this thread not to spin before it parks next.
+    hushed = False
 
 
-_here = _PoolThread()
+_here = _WorkerThread()
 
 
-def finishing(item: object) -> None:
+def finishing(item: object, *, spin: bool = True) -> None:
     """Say that ``item``, running on this thread, is about to hand its result over.
 
     Call it last thing before an item reports (before its ``loop.call_soon_threadsafe``). On a
     ``Pool`` thread, an item submitted from then on (typically the caller's next call, made as
-    soon as it has the result) comes straight to this thread, waking no parked one. Anywhere
-    else it does nothing.
+    soon as it has the result) comes straight to this thread, waking no parked one. With
+    ``spin=False`` the thread does not spin before it parks next: for an event loop that a
+    spinning worker slows down (uvloop takes the GIL once per callback, and a worker taking
+    it between two callbacks makes the loop thread sleep and wake up again).
 
     Example::
 
@@ -374,8 +378,19 @@ def finishing(item: object) -> None:
             loop.call_soon_threadsafe(future.set_result, result)
     """
     here = _here
+    if not spin:
+        here.hushed = True
     if here.item is item and here.pool is not None and here.hand is None:
         here.hand = here.pool._open_hand()
+
+
+def _hushed() -> bool:
+    """Whether the item just run asked this thread not to spin (asked once: cleared here)."""
+    here = _here
+    if here.hushed:
+        here.hushed = False
+        return True
+    return False
 
 
 def _stop_serving(old: queue.SimpleQueue[object]) -> None:
@@ -432,7 +447,7 @@ class CallerQueue:
         get, empty = self._queue.get, self._queue.empty
         spinner = Spinner()
         while True:
-            if empty():
+            if not _hushed() and empty():
                 spinner.wait(empty)
             if (item := get()) is _STOP:
                 break
