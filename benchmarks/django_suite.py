@@ -18,6 +18,7 @@ our bridges hand over to asgiref's there.
 Run (from the repository root)::
 
     python -m benchmarks.django_suite --fetch     # download and unpack the sources once (PyPI)
+    python -m benchmarks.django_suite --fetch-only  # only that (the README's test command does it)
     python -m benchmarks.django_suite             # both modes, the default areas
     python -m benchmarks.django_suite --modes wsgi2asgi -- asgi handlers
 
@@ -198,6 +199,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fetch", action="store_true", help="download the sources first")
     parser.add_argument(
+        "--fetch-only", action="store_true", help="download the sources if missing, run nothing"
+    )
+    parser.add_argument(
         "--modes", default=",".join(MODES), help="comma-separated: asgiref,wsgi2asgi"
     )
     parser.add_argument("--inside", choices=MODES, help=argparse.SUPPRESS)
@@ -209,8 +213,10 @@ def main(argv: list[str] | None = None) -> int:
         run_inside(args.inside, args.areas)
         return 0
     source = source_dir()
-    if args.fetch and not (source / "tests" / "runtests.py").exists():
+    if (args.fetch or args.fetch_only) and not (source / "tests" / "runtests.py").exists():
         fetch(source)
+    if args.fetch_only:
+        return 0
     if not (source / "tests" / "runtests.py").exists():
         print(f"no Django test suite at {source}: run with --fetch", file=sys.stderr)
         return 2
