@@ -310,7 +310,7 @@ class Pool:
 
         One at a time: more spinning threads would only fight for the GIL.
         """
-        if self._catch is not None:
+        if self._catch is not None or not self._queue.empty():
             return None
         with self._lock:
             if self._catch is not None or not self._queue.empty():  # FIFO: none older
