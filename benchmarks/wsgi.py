@@ -13,6 +13,8 @@ Cases:
 
 * ``hello``: GET, 13-byte body, one request at a time.
 * ``hello x100``: 100 concurrent GETs (threads busy, requests queue).
+* ``flask hello``: the same through a one-route Flask app (its response is an iterable with a
+  ``close()``, not a list), 32 at a time.
 * ``download 1 MiB``: a 1 MiB response yielded in 64 KiB chunks.
 * ``upload 1 MiB``: a 1 MiB request body in 64 KiB messages, read by the app.
 """
@@ -54,6 +56,15 @@ def upload(environ: Environ, start_response: Callable[..., Any]) -> Iterable[byt
     body = str(size).encode()
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
     return [body]
+
+
+def flask_hello() -> Callable[..., Any]:
+    """A one-route Flask app answering ``Hello, world!``."""
+    from flask import Flask
+
+    app = Flask("bench")
+    app.add_url_rule("/", "hello", lambda: "Hello, world!")
+    return app
 
 
 def scope(method: str, path: str, body_size: int) -> dict[str, Any]:
@@ -128,6 +139,7 @@ def adapters() -> dict[str, Callable[[Any], Any]]:
 CASES: list[tuple[str, Any, str, int, int, int]] = [
     ("hello", hello, "GET", 0, 1, 2000),
     ("hello x100", hello, "GET", 0, 100, 2000),
+    ("flask hello", flask_hello(), "GET", 0, 32, 2000),
     ("download 1 MiB", download, "GET", 0, 1, 200),
     ("upload 1 MiB", upload, "POST", 16, 1, 200),
 ]
