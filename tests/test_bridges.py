@@ -520,6 +520,13 @@ async def test_exception_identity_is_preserved() -> None:
     assert info.value is error
 
 
+async def test_stop_iteration_arrives_as_a_runtime_error() -> None:
+    with pytest.raises(RuntimeError, match="StopIteration"):
+        await sync_to_async(next)(iter(()))
+    with pytest.raises(RuntimeError, match="StopIteration"):
+        await sync_to_async(next, thread_sensitive=False)(iter(()))
+
+
 async def test_keyboard_interrupt_propagates_out_of_sync_to_async() -> None:
     def interrupt() -> None:
         raise KeyboardInterrupt
@@ -712,6 +719,7 @@ async def test_gather_returns_every_result_and_exception_in_order() -> None:
 
 
 def test_results_exceptions_and_cancellation_on_uvloop() -> None:
+    # On uvloop the caller awaits a plain asyncio.Future instead (see bridges._Call).
     uvloop = pytest.importorskip("uvloop")
     release = threading.Event()
 
@@ -720,6 +728,8 @@ def test_results_exceptions_and_cancellation_on_uvloop() -> None:
         seen.append(await sync_to_async(lambda: 2, thread_sensitive=False)())
         with pytest.raises(Boom):
             await sync_to_async(explode)()
+        with pytest.raises(RuntimeError, match="StopIteration"):
+            await sync_to_async(next)(iter(()))
         seen.append("raised")
         task = asyncio.create_task(sync_to_async(release.wait)(5))
         await asyncio.sleep(0)

@@ -4,13 +4,15 @@ Same shape and semantics as asgiref's (what Django users know), with less work p
 
 How the threads hand off
 ------------------------
-* ``sync_to_async(f)`` on loop L: the caller copies its context and queues one work item,
-  which is also what it awaits (a Future-compatible object, so no ``asyncio.Future``). A
+* ``sync_to_async(f)`` on loop L: the caller copies its context and queues one work item. A
   worker thread runs ``f`` in that context copy, then reports with a single
-  ``L.call_soon_threadsafe``, whose callback wakes the waiting task then and there: one loop
-  turn per call, not two. No ``run_in_executor``, no ``concurrent.futures.Future``, no
-  ``shield``. A worker that finishes spins briefly before it parks
-  (:class:`wsgi2asgi.threads.Spinner`), so a run of calls costs no OS wake-up on its side.
+  ``L.call_soon_threadsafe``. On asyncio's own loops the work item is also what the caller
+  awaits (a Future-compatible object, no ``asyncio.Future``), and the worker's callback wakes
+  the waiting task then and there: one loop turn per call, not two; the worker then spins
+  briefly before it parks (:class:`wsgi2asgi.threads.Spinner`), so a run of calls costs no
+  OS wake-up on its side. On uvloop the caller awaits an ``asyncio.Future`` and the worker
+  parks at once (both measured faster there). No ``run_in_executor``, no
+  ``concurrent.futures.Future``, no ``shield``.
 * Which worker: ``thread_sensitive=False`` → a bounded pool (or the ``executor`` given).
   ``thread_sensitive=True`` → the first of: the thread blocked in the enclosing
   ``async_to_sync`` (so sync → async → sync returns to the very same thread, which keeps
@@ -63,6 +65,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterator
 from contextvars import copy_context
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
+from wsgi2asgi.futures import resolve
 from wsgi2asgi.runners import cancel_leftovers, runners
 from wsgi2asgi.threads import CallerQueue, Executor, Pool, SerialWorker, finishing
 
@@ -200,16 +203,20 @@ def _adopt(ctx: contextvars.Context) -> None:
 
 
 _PENDING, _FINISHED, _CANCELLED = 0, 1, 2
+#: No callbacks beyond the waiting task's (shared, never mutated: lists are replaced).
+_NONE: list[Any] = []
 
 
 class _Call(Origin, Generic[R]):
     """One ``sync_to_async`` call: the work item a worker runs, and what the caller awaits.
 
-    It is its own future, of the shape asyncio's ``Task`` accepts from an ``await``
-    (``_asyncio_future_blocking``, ``get_loop``, ``add_done_callback``, ``result``, ``cancel``:
-    what ``asyncio.isfuture`` checks). Unlike an ``asyncio.Future``, finishing it wakes the
-    waiting task at once, inside the one callback the worker scheduled, instead of scheduling
-    the wake-up for one more turn of the loop.
+    On asyncio's own loops it is its own future, of the shape asyncio's ``Task`` accepts from
+    an ``await`` (``_asyncio_future_blocking``, ``get_loop``, ``add_done_callback``,
+    ``result``, ``cancel``: what ``asyncio.isfuture`` checks). Unlike an ``asyncio.Future``,
+    finishing it wakes the waiting task at once, inside the one callback the worker
+    scheduled, instead of one more turn of the loop later (a turn of asyncio's loop is Python
+    code). On other loops (uvloop, whose turns are cheap) the caller awaits ``future``, a
+    plain ``asyncio.Future``, whose C code costs less there than this class's Python.
     """
 
     __slots__ = (
@@ -219,9 +226,11 @@ class _Call(Origin, Generic[R]):
         "_state",
         "_tb",
         "_value",
+        "_waker",
         "args",
         "ctx",
         "func",
+        "future",
         "kwargs",
     )
 
@@ -241,34 +250,44 @@ class _Call(Origin, Generic[R]):
         self.args = args
         self.kwargs = kwargs
         self._state = _PENDING
-        self._callbacks: list[tuple[Callable[[Any], object], contextvars.Context | None]] = []
+        # The awaiting task's wake-up (the one callback there is, in practice), then others.
+        self._waker: tuple[Callable[[Any], object], contextvars.Context | None] | None = None
+        self._callbacks: list[tuple[Callable[[Any], object], contextvars.Context | None]] = _NONE
         self._value: Any = None
         self._error: BaseException | None = None
         self._tb: Any = None
         self._asyncio_future_blocking = False
+        self.future: asyncio.Future[R] | None = (
+            None if isinstance(loop, asyncio.BaseEventLoop) else loop.create_future()
+        )
 
     # -- the worker's side ------------------------------------------------------------------
 
     def __call__(self) -> None:
         """Run on the worker thread; report to the loop with one thread-safe callback."""
-        if self._state == _CANCELLED:
+        if self.cancelled() or (self.future is not None and self.future.cancelled()):
             return  # the caller gave up before we started: do not run the work at all
         outer, _state.call = _state.call, self
         try:
             value = self.ctx.run(self.func, *self.args, **self.kwargs)
         except BaseException as exc:
-            self._report(self._fail, exc)
+            self._report(exc, failed=True)
         else:
-            self._report(self._succeed, value)
+            self._report(value, failed=False)
         finally:
             _state.call = outer
 
-    def _report(self, how: Callable[[Any], None], value: Any) -> None:
-        # On a Pool thread, the caller's next call comes to this thread; a worker spins
-        # before parking only for a loop it does not slow down.
-        finishing(self, spin=isinstance(self.loop, asyncio.BaseEventLoop))
+    def _report(self, value: Any, *, failed: bool) -> None:
+        future = self.future
+        # On a Pool thread, the caller's next call comes to this thread. A worker spins before
+        # it parks only for asyncio's own loops: uvloop takes the GIL once per callback, and a
+        # worker taking it in between makes the loop thread sleep and wake up again.
+        finishing(self, spin=future is None)
         try:
-            self.loop.call_soon_threadsafe(how, value)
+            if future is None:
+                self.loop.call_soon_threadsafe(self._fail if failed else self._succeed, value)
+            else:
+                self.loop.call_soon_threadsafe(_fail if failed else resolve, future, value)
         except RuntimeError:  # the loop was closed under us: nobody is waiting any more
             pass
 
@@ -281,26 +300,36 @@ class _Call(Origin, Generic[R]):
 
     def _fail(self, exc: BaseException) -> None:
         if self._state == _PENDING:
-            if isinstance(exc, StopIteration):  # cannot travel through a future (PEP 479)
-                exc = RuntimeError(f"StopIteration raised by a sync_to_async function: {exc!r}")
+            exc = _travelling(exc)
             self._error, self._tb = exc, exc.__traceback__
             self._finish()
 
     def _finish(self) -> None:
         # Called in a plain loop callback, never inside a task: the waiting task may step now.
         self._state = _FINISHED
-        callbacks, self._callbacks = self._callbacks, []
-        for callback, context in callbacks:
+        waker, self._waker = self._waker, None
+        if waker is not None:
+            callback, context = waker
             if context is None:
                 callback(self)
             else:
                 context.run(callback, self)
+        if self._callbacks:
+            callbacks, self._callbacks = self._callbacks, _NONE
+            for callback, context in callbacks:
+                if context is None:
+                    callback(self)
+                else:
+                    context.run(callback, self)
 
     def __await__(self) -> Generator[Any, None, R]:
         if self._state == _PENDING:
             self._asyncio_future_blocking = True
             yield self
-        return self.result()
+        if self._error is not None:
+            raise self._error.with_traceback(self._tb)
+        value: R = self._value
+        return value
 
     def result(self) -> R:
         """The function's return value; raise its exception, or ``CancelledError``."""
@@ -323,14 +352,19 @@ class _Call(Origin, Generic[R]):
     def add_done_callback(
         self, callback: Callable[[Any], object], *, context: contextvars.Context | None = None
     ) -> None:
-        if self._state == _PENDING:
-            self._callbacks.append((callback, context))
-        else:
+        if self._state != _PENDING:
             self.loop.call_soon(callback, self, context=context)
+        elif self._waker is None:
+            self._waker = (callback, context)
+        else:
+            self._callbacks = [*self._callbacks, (callback, context)]
 
     def remove_done_callback(self, callback: Callable[[Any], object]) -> int:
+        removed = 0
+        if self._waker is not None and self._waker[0] == callback:
+            self._waker, removed = None, 1
         kept = [(cb, ctx) for cb, ctx in self._callbacks if cb != callback]
-        removed, self._callbacks = len(self._callbacks) - len(kept), kept
+        removed, self._callbacks = removed + len(self._callbacks) - len(kept), kept
         return removed
 
     def cancel(self, msg: Any = None) -> bool:
@@ -339,10 +373,26 @@ class _Call(Origin, Generic[R]):
             return False
         self._state = _CANCELLED
         self._error = asyncio.CancelledError() if msg is None else asyncio.CancelledError(msg)
-        callbacks, self._callbacks = self._callbacks, []
+        waker, self._waker = self._waker, None
+        callbacks, self._callbacks = self._callbacks, _NONE
+        if waker is not None:
+            callbacks = [waker, *callbacks]
         for callback, context in callbacks:  # a task may be running: wake the waiter later
             self.loop.call_soon(callback, self, context=context)
         return True
+
+
+def _travelling(exc: BaseException) -> BaseException:
+    """``exc``, or a ``RuntimeError`` for a ``StopIteration`` (cannot travel through a future:
+    PEP 479)."""
+    if isinstance(exc, StopIteration):
+        return RuntimeError(f"StopIteration raised by a sync_to_async function: {exc!r}")
+    return exc
+
+
+def _fail(future: asyncio.Future[Any], exc: BaseException) -> None:
+    if not future.done():
+        future.set_exception(_travelling(exc))
 
 
 @overload
@@ -415,7 +465,7 @@ def sync_to_async(
         else:
             submit_to.submit(call)
         try:
-            return await call
+            return await (call if call.future is None else call.future)
         except asyncio.CancelledError:
             # If the worker is blocked in async_to_sync, cancel the coroutine it waits for, so
             # the sync code sees CancelledError raised out of that call.
