@@ -285,7 +285,8 @@ class Pool:
         here = _here
         here.pool = self
         while True:
-            item = self._take_hand(here)
+            # Items queued and none caught: straight to the queue (the common case under load).
+            item = None if here.hand is None and not work.empty() else self._take_hand(here)
             if item is None:
                 try:
                     item = get(timeout=self.idle_timeout)
