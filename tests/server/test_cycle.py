@@ -26,15 +26,20 @@ class FakeConnection:
     def __init__(self) -> None:
         self.writable = asyncio.Event()
         self.writable.set()
+        self.write_paused = False
         self.closing = False
         self.access_log = False
         self.server_headers = ServerHeaders(server=None)
         self.written = bytearray()
         self.reading = True
         self.closed = False
+        self.finished_cycles: list[HTTPCycle] = []  # each cycle.run() tells its connection
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes) -> bool:
+        if self.closed:
+            return False
         self.written += data
+        return True
 
     def pause_reading(self) -> None:
         self.reading = False
@@ -47,6 +52,12 @@ class FakeConnection:
 
     def gone(self) -> bool:
         return self.closed
+
+    def flush_later(self, cycle: HTTPCycle) -> None:
+        asyncio.get_running_loop().call_soon(cycle.flush_head)
+
+    def finished(self, cycle: HTTPCycle) -> None:
+        self.finished_cycles.append(cycle)
 
 
 def request(head: bytes) -> Request:
@@ -211,3 +222,41 @@ async def test_an_illegal_move_is_refused_as_an_internal_error() -> None:
     with pytest.raises(InternalError, match="RECEIVED to RECEIVED"):
         cycle.end_body()
     assert cycle.request_state is RequestState.RECEIVED
+
+
+async def test_a_request_without_a_body_starts_whole() -> None:
+    # RFC 9112 §6.3: no Content-Length, no Transfer-Encoding: no body. The connection feeds
+    # such a cycle nothing (no end_body), and the app reads an empty body at once.
+    cycle, connection = new_cycle(b"GET / HTTP/1.1\r\nHost: a\r\n")
+    assert cycle.request_state is RequestState.RECEIVED
+    message = await cycle.receive()
+    assert message == {"type": "http.request", "body": b"", "more_body": False}
+    assert connection.reading
+
+
+@pytest.mark.parametrize("fails", [False, True])
+async def test_run_tells_the_connection_once_it_is_over(
+    fails: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    cycle, connection = new_cycle(b"GET / HTTP/1.1\r\nHost: a\r\n")
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        assert connection.finished_cycles == []
+        if fails:
+            raise RuntimeError("boom")
+        await send({"type": "http.response.start", "status": 204})
+        await send({"type": "http.response.body"})
+
+    with caplog.at_level(logging.ERROR, logger="wsgi2asgi.error"):
+        await cycle.run(app)
+    assert connection.finished_cycles == [cycle]
+    assert cycle.response_state is ResponseState.COMPLETE
+
+
+async def test_a_write_to_a_gone_connection_is_a_disconnect() -> None:
+    cycle, connection = new_cycle(b"GET / HTTP/1.1\r\nHost: a\r\n")
+    await cycle.send({"type": "http.response.start", "status": 200})
+    connection.closed = True  # the transport closed; connection_lost() has not run yet
+    with pytest.raises(ClientDisconnected):
+        await cycle.send({"type": "http.response.body", "body": b"x", "more_body": True})
+    assert cycle.request_state is RequestState.DISCONNECTED

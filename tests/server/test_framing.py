@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from wsgi2asgi.exceptions import ASGIContractError
+from wsgi2asgi.server import framing as framing_module
 from wsgi2asgi.server.framing import ResponseFraming
 
 
@@ -81,3 +82,57 @@ def test_a_bad_content_length_is_an_app_mistake(headers: list[tuple[bytes, bytes
 def test_a_status_out_of_range_is_an_app_mistake(status: int) -> None:
     with pytest.raises(ASGIContractError, match="invalid status"):
         ResponseFraming("GET", "1.1", True).head(status, [])
+
+
+# -- response headers read once and remembered (#17) ---------------------------------------
+
+
+def test_a_repeated_head_is_the_same_whatever_form_its_headers_take() -> None:
+    headers = [(b"Content-Type", b"text/plain"), (b"content-length", b"3")]
+    first = ResponseFraming("GET", "1.1", True).head(200, headers)
+    again = ResponseFraming("GET", "1.1", True).head(200, headers)
+    as_lists = ResponseFraming("GET", "1.1", True).head(200, [list(h) for h in headers])
+    as_buffers = ResponseFraming("GET", "1.1", True).head(
+        200, [(bytearray(n), memoryview(v)) for n, v in headers]
+    )
+    assert first == again == as_lists == as_buffers
+    assert b"Content-Type: text/plain\r\ncontent-length: 3\r\n" in first
+
+
+def test_an_invalid_header_is_refused_every_time_it_comes() -> None:
+    for _ in range(3):
+        with pytest.raises(ASGIContractError):
+            ResponseFraming("GET", "1.1", True).head(200, [(b"x", b"a\r\nevil: 1")])
+
+
+def test_the_remembered_headers_are_bounded() -> None:
+    for number in range(framing_module._MAX_FIELDS * 3):
+        ResponseFraming("GET", "1.1", True).head(200, [(b"x-id", b"%d" % number)])
+    assert len(framing_module._FIELDS) <= framing_module._MAX_FIELDS
+    long_value = b"v" * (framing_module._MAX_FIELD_LINE + 1)
+    ResponseFraming("GET", "1.1", True).head(200, [(b"x-long", long_value)])
+    assert (b"x-long", long_value) not in framing_module._FIELDS
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "wire"),
+    [
+        ([(b"content-length", b"3")], b"abc", b"abc"),
+        ([], b"abc", b"3\r\nabc\r\n0\r\n\r\n"),
+        ([], b"", b"0\r\n\r\n"),
+    ],
+)
+def test_last_is_body_and_end_in_one(
+    headers: list[tuple[bytes, bytes]], body: bytes, wire: bytes
+) -> None:
+    framing = ResponseFraming("GET", "1.1", True)
+    framing.head(200, headers)
+    assert framing.last(body) == wire
+
+
+@pytest.mark.parametrize(("body", "word"), [(b"ab", "shorter"), (b"abcd", "longer")])
+def test_last_holds_the_body_to_its_content_length(body: bytes, word: str) -> None:
+    framing = ResponseFraming("GET", "1.1", True)
+    framing.head(200, [(b"content-length", b"3")])
+    with pytest.raises(ASGIContractError, match=word):
+        framing.last(body)

@@ -558,3 +558,53 @@ def test_parser_refuses_an_illegal_move_as_an_internal_error() -> None:
     with pytest.raises(InternalError, match="RequestParser.state: no move from BODY to HEAD"):
         parser.on_message_begin()
     assert parser.state is ParserState.BODY
+
+
+# -- the per-request fast paths (#17) keep the rules ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name", [b"Forwarded", b"X-Forwarded-For", b"X-Forwarded-Proto", b"X-Forwarded-Host"]
+)
+def test_a_request_with_a_proxy_header_is_marked_proxied(name: bytes) -> None:
+    parser = RequestParser(Limits())
+    plain, _, proxied, _ = parser.feed(
+        b"GET / HTTP/1.1\r\nHost: h\r\n\r\nGET / HTTP/1.1\r\nHost: h\r\n%s: x\r\n\r\n" % name
+    )
+    assert isinstance(plain, Request) and not plain.proxied
+    assert isinstance(proxied, Request) and proxied.proxied
+
+
+def test_a_host_found_valid_before_lets_no_invalid_one_through() -> None:
+    parser = RequestParser(Limits())
+    assert isinstance(parser.feed(b"GET / HTTP/1.1\r\nHost: h:80\r\n\r\n")[0], Request)
+    with pytest.raises(ProtocolError) as refused:
+        parser.feed(b"GET / HTTP/1.1\r\nHost: h/x\r\n\r\n")
+    assert refused.value.status == 400
+
+
+@pytest.mark.parametrize(
+    ("reads", "version"),
+    [
+        ([b"GET / HTTP/1.1\r\nHost: h\r\n\r\n"], "1.1"),
+        ([b"GET / HTTP/1.0\r\n\r\n"], "1.0"),
+        ([b"\r\nGET / HTTP/1.0\r\n\r\n"], "1.0"),  # a blank line first
+        # The head's rest comes in a read of its own, whose first line is a header line that
+        # ends like a request line of HTTP/1.1: the version is still the request line's.
+        ([b"GET / HTTP/1.0\r\n", b"X: HTTP/1.1\r\n\r\n"], "1.0"),
+    ],
+)
+def test_the_version_is_the_request_lines(reads: list[bytes], version: str) -> None:
+    parser = RequestParser(Limits())
+    events: list[Event] = []
+    for data in reads:
+        events += parser.feed(data)
+    assert isinstance(events[0], Request) and events[0].http_version == version
+
+
+def test_field_values_lose_the_spaces_and_tabs_around_them() -> None:
+    (request, _) = RequestParser(Limits()).feed(
+        b"GET / HTTP/1.1\r\nHost: h \t \r\nX: \ta b\t\r\n\r\n"
+    )
+    assert isinstance(request, Request)
+    assert request.headers == [(b"host", b"h"), (b"x", b"a b")]

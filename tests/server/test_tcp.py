@@ -735,3 +735,29 @@ def test_stalled_body_frees_the_wsgi_thread_reading_it(serve: Serve) -> None:
     assert status_of(data) == 408
     assert failed.wait(5)
     assert outcome == ["ClientDisconnected"]
+
+
+def test_a_started_head_goes_out_before_a_late_first_chunk(serve: Serve) -> None:
+    # The head waits for the first body message only until the loop's next turn (#17: one
+    # callback a turn writes every head still waiting), so a long poll's client sees it at once.
+    release = threading.Event()
+
+    async def late(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await asyncio.get_running_loop().run_in_executor(None, release.wait, 10)
+        await send({"type": "http.response.body", "body": b"late"})
+
+    running = serve(late, lifespan="off")
+    with socket.create_connection(("127.0.0.1", running.port), timeout=5) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += sock.recv(4096)  # times out (fails) if the head waits for the body
+        assert head.startswith(b"HTTP/1.1 200 ") and head.endswith(b"\r\n\r\n")
+        release.set()
+        rest = b""
+        while not rest.endswith(b"0\r\n\r\n"):
+            rest += sock.recv(4096)
+    assert rest == b"4\r\nlate\r\n0\r\n\r\n"

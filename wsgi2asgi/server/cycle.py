@@ -28,6 +28,7 @@ the start, a start sent twice) are checked before any move and raise
 
     request:   EXPECTING ──100 sent, or bytes──▶ RECEIVING ──end──▶ RECEIVED ──read──▶ DELIVERED
                EXPECTING ──end──▶ RECEIVED;  any but the last ──client gone──▶ DISCONNECTED
+               (a request without a body starts in RECEIVED: nothing is fed to it)
     response:  IDLE ──start──▶ STARTED ──head written──▶ STREAMING ──last body──▶ COMPLETE
                STARTED ──last body with the head──▶ COMPLETE;  IDLE ──500──▶ COMPLETE
                STARTED ──app failed before a byte was written──▶ IDLE (then the 500)
@@ -44,6 +45,7 @@ import asyncio
 import enum
 import logging
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from wsgi2asgi.exceptions import ASGIContractError, ClientDisconnected, InternalError
@@ -142,13 +144,14 @@ _COMPLETE = ResponseState.COMPLETE
 class Connection(Protocol):
     """What a cycle needs from its connection (implemented in ``tcp.py``)."""
 
-    writable: asyncio.Event
+    writable: asyncio.Event  #: set while the transport takes writes (``send`` waits on it)
+    write_paused: bool  #: ``not writable.is_set()``, read without a call
     closing: bool  #: the connection closes after this response (shutdown, last request)
     access_log: bool
     server_headers: ServerHeaders
 
-    def write(self, data: bytes) -> None:
-        """Queue bytes for the client."""
+    def write(self, data: bytes) -> bool:
+        """Queue bytes for the client; ``False`` (nothing queued) once it is gone."""
 
     def pause_reading(self) -> None:
         """Stop reading from the socket."""
@@ -159,6 +162,13 @@ class Connection(Protocol):
     def close(self) -> None:
         """Close the connection after the bytes already queued."""
 
+    def finished(self, cycle: HTTPCycle) -> None:
+        """``cycle.run`` is over (its last call, in its task): the next request, or close."""
+
+    def flush_later(self, cycle: HTTPCycle) -> None:
+        """Call ``cycle.flush_head()`` on the loop's next turn (a started head whose first body
+        message may come late). Many cycles share one callback: no loop handle per request."""
+
     def gone(self) -> bool:
         """Whether the transport is closed or closing (from either side)."""
 
@@ -166,18 +176,41 @@ class Connection(Protocol):
 class HTTPCycle:
     """The state of one request; the connection feeds it, the app drives it."""
 
+    __slots__ = (
+        "_body_ready",
+        "_framing",
+        "_head",
+        "began",
+        "body",
+        "connection",
+        "keep_alive",
+        "request",
+        "request_state",
+        "response_headers",
+        "response_state",
+        "scope",
+        "sent",
+        "status",
+    )
+
     def __init__(self, connection: Connection, request: Request, scope: Scope) -> None:
         self.connection = connection
         self.request = request
         self.scope = scope
         self.body = bytearray()
-        self.request_state = _EXPECTING if request.expect_continue else _RECEIVING
+        if not request.content_length and not request.chunked:
+            # No body (RFC 9112 §6.3: none without Content-Length or Transfer-Encoding): the
+            # request is whole with its head, and the connection feeds this cycle nothing.
+            self.request_state = _RECEIVED
+        else:
+            self.request_state = _EXPECTING if request.expect_continue else _RECEIVING
         self.response_state = _IDLE
         self.keep_alive = request.keep_alive
         self.status = 0
-        self.response_headers: list[tuple[bytes, bytes]] = []  # for the access line
+        #: The response's headers, for the access line (kept only when it is written).
+        self.response_headers: Sequence[tuple[bytes, bytes]] = ()
         self.sent = 0  # response body bytes, for the access line
-        self.began = time.perf_counter()
+        self.began = time.perf_counter() if connection.access_log else 0.0
         self._head = b""  # the response head while STARTED
         # Set when the body grows or ends, or the cycle ends, for a receive() waiting on it;
         # made by the first such wait (most requests never wait: no allocation for them).
@@ -209,8 +242,11 @@ class HTTPCycle:
             self.connection.pause_reading()
 
     def end_body(self) -> None:
-        self._move_request(_RECEIVED)
-        self._wake()
+        if _RECEIVED not in _REQUEST_MOVES[self.request_state]:  # _move_request, inlined
+            self._move_request(_RECEIVED)  # raises
+        self.request_state = _RECEIVED
+        if self._body_ready is not None:
+            self._body_ready.set()
 
     def close_after(self) -> None:
         """Answer with ``Connection: close`` and close the connection after the response."""
@@ -272,44 +308,51 @@ class HTTPCycle:
         return {"type": "http.request", "body": data, "more_body": more}
 
     async def send(self, message: Message) -> None:
-        kind = message["type"]
         if self.request_state is _DISCONNECTED:
             raise ClientDisconnected("the client disconnected")
-        if kind == "http.response.start":
-            self._start(message)
-            return
+        kind = message["type"]
         if kind != "http.response.body":
+            if kind == "http.response.start":
+                self._start(message)
             return  # unknown message types are ignored, per the spec's extension rules
         state = self.response_state
         if state is _IDLE:
             raise ASGIContractError("http.response.body sent before http.response.start")
         if state is _COMPLETE:
             return  # ASGI: ignored after the final body
-        if self.connection.gone():
+        connection = self.connection
+        if connection.write_paused:
+            if connection.gone():  # closing with bytes unsent: writable may never come
+                self.lost()
+                raise ClientDisconnected("the client disconnected")
+            await self._writable()
+        data = message.get("body", b"")
+        if data.__class__ is not bytes:
+            data = bytes(data)
+        more = message.get("more_body", False)
+        if connection.access_log:
+            self.sent += len(data)  # for the access line only
+        out = self._framing.body(data) if more else self._framing.last(data)
+        state = self.response_state
+        if state is _STARTED:
+            # The head goes out with the first body message: one write, one syscall.
+            out, self._head = self._head + out, b""
+        if not connection.write(out):
             # The transport failed or closed, but connection_lost() has not run yet: it only
             # runs when the loop gets a turn, and an app sending in a loop on a writable
             # transport never gives it one. Without this check that app spins forever on a
             # dead connection, and starves every other connection with it.
             self.lost()
             raise ClientDisconnected("the client disconnected")
-        if not self.connection.writable.is_set():
-            await self._writable()
-        data = bytes(message.get("body", b""))
-        more = bool(message.get("more_body", False))
-        self.sent += len(data)
-        out = self._framing.body(data)
-        if not more:
-            out += self._framing.end()
-        if self.response_state is _STARTED:
-            # The head goes out with the first body message: one write, one syscall.
-            out, self._head = self._head + out, b""
-        if out:
-            self.connection.write(out)
-        if not more:
-            self._move_response(_COMPLETE)
-            self._wake()
-        elif self.response_state is _STARTED:
-            self._move_response(_STREAMING)
+        if more:
+            if state is _STARTED:
+                self.response_state = _STREAMING  # a legal move (_RESPONSE_MOVES)
+            return
+        if _COMPLETE not in _RESPONSE_MOVES[state]:  # _move_response, inlined
+            self._move_response(_COMPLETE)  # raises
+        self.response_state = _COMPLETE
+        if self._body_ready is not None:
+            self._body_ready.set()
 
     async def _writable(self) -> None:
         """Wait until the transport takes writes again: the client reads, or is gone."""
@@ -321,28 +364,34 @@ class HTTPCycle:
         if self.response_state is not _IDLE:
             raise ASGIContractError("http.response.start sent twice")
         try:
-            status = int(message["status"])  # ASGI: "status (int)"
+            status = message["status"]  # ASGI: "status (int)"
+            if status.__class__ is not int:
+                status = int(status)
         except (KeyError, TypeError, ValueError):
             raise ASGIContractError(
                 f"invalid status {message.get('status')!r} in http.response.start"
             ) from None
-        headers: list[tuple[bytes, bytes]] = [
-            (bytes(name), bytes(value)) for name, value in message.get("headers", ())
-        ]
-        if self.connection.closing:
-            self._framing.keep_alive = False  # tell the client: Connection: close
+        headers = message.get("headers", ())
+        if headers.__class__ is not list and headers.__class__ is not tuple:
+            headers = list(headers)  # any iterable (ASGI): read once, here
+        connection = self.connection
+        framing = self._framing
+        if connection.closing:
+            framing.keep_alive = False  # tell the client: Connection: close
         # ASGIContractError for an invalid status or header: raised to the app, never sent.
-        self._head = self._framing.head(status, headers)
-        self._move_response(_STARTED)
+        self._head = framing.head(status, headers)
+        self.response_state = _STARTED  # from IDLE, checked above: a legal move
         self.status = status
-        self.response_headers = headers
-        self.keep_alive = self._framing.keep_alive
+        if connection.access_log:
+            self.response_headers = [(bytes(name), bytes(value)) for name, value in headers]
+        self.keep_alive = framing.keep_alive
         # The head waits for the first body message so that both go out in one write, but
         # only until the loop's next turn: a streaming response (long polling, server-sent
         # events) whose first chunk comes late still shows its head at once.
-        asyncio.get_running_loop().call_soon(self._flush_head)
+        connection.flush_later(self)
 
-    def _flush_head(self) -> None:
+    def flush_head(self) -> None:
+        """Write the head now if it still waits for its first body message."""
         if self.response_state is _STARTED and self.request_state is not _DISCONNECTED:
             self.connection.write(self._head)
             self._head = b""
@@ -351,29 +400,36 @@ class HTTPCycle:
     # -- running the app --------------------------------------------------------------------
 
     async def run(self, app: ASGIApp) -> None:
-        """Call the app; turn what it did into a complete response or a closed connection."""
+        """Call the app; turn what it did into a complete response or a closed connection;
+        then tell the connection (``finished``), the last thing this cycle does."""
         try:
-            await app(self.scope, self.receive, self.send)
-        except ClientDisconnected:
-            pass
-        except BaseException as exc:
-            if isinstance(exc, asyncio.CancelledError):
-                self.connection.close()
-                raise
-            self._app_failed(exc)
-            if not isinstance(exc, Exception):
-                raise
-        else:
-            self._app_returned()
-        if self.response_state is _COMPLETE and self.connection.access_log:
-            log_request(
-                self.scope,
-                self.request,
-                self.status,
-                self.response_headers,
-                self.sent,
-                self.began,
-            )
+            try:
+                await app(self.scope, self.receive, self.send)
+            except ClientDisconnected:
+                pass
+            except BaseException as exc:
+                if isinstance(exc, asyncio.CancelledError):
+                    self.connection.close()
+                    raise
+                self._app_failed(exc)
+                if not isinstance(exc, Exception):
+                    raise
+            else:
+                if self.response_state is not _COMPLETE:
+                    self._app_returned()
+            if self.response_state is _COMPLETE and self.connection.access_log:
+                log_request(
+                    self.scope,
+                    self.request,
+                    self.status,
+                    self.response_headers,
+                    self.sent,
+                    self.began,
+                )
+        finally:
+            # Here, in the request's task, rather than in a done callback: that would cost
+            # each request a callback and a turn of the loop.
+            self.connection.finished(self)
 
     def _app_returned(self) -> None:
         if self.request_state is _DISCONNECTED:
@@ -382,7 +438,7 @@ class HTTPCycle:
             logger.error("ASGI app returned without starting a response: %s", self._label())
             self._send_500()
         elif self.response_state is not _COMPLETE:
-            self._flush_head()
+            self.flush_head()
             logger.error("ASGI app returned before its response was complete: %s", self._label())
             self.connection.close()
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Iterable
 from email.utils import formatdate
 from http import HTTPStatus
 
@@ -61,6 +62,16 @@ class ResponseFraming:
         added: the headers the server adds.
     """
 
+    __slots__ = (
+        "added",
+        "chunked",
+        "head_only",
+        "http_version",
+        "keep_alive",
+        "no_body",
+        "remaining",
+    )
+
     def __init__(
         self,
         request_method: str,
@@ -68,16 +79,15 @@ class ResponseFraming:
         keep_alive: bool,
         added: ServerHeaders = ServerHeaders(),  # noqa: B008 - frozen, shared on purpose
     ) -> None:
-        self.head_only = request_method == "HEAD"
+        self.head_only = self.no_body = request_method == "HEAD"
         self.http_version = http_version
         self.keep_alive = keep_alive
         self.added = added
         self.chunked = False
-        self.no_body = self.head_only
         self.remaining: int | None = None  # Content-Length bytes still to send
 
-    def head(self, status: int, headers: list[tuple[bytes, bytes]]) -> bytes:
-        """Serialise the status line and headers (``status`` and headers already validated).
+    def head(self, status: int, headers: Iterable[tuple[bytes, bytes]]) -> bytes:
+        """Serialise the status line and headers.
 
         Raises:
             ASGIContractError: an invalid status, header name or value, or Content-Length
@@ -85,53 +95,59 @@ class ResponseFraming:
         """
         if not 100 <= status <= 999:
             raise ASGIContractError(f"invalid status {status} in http.response.start")
-        if status < 200 or status in (204, 304):
+        if status < 200 or status == 204 or status == 304:
             self.no_body = True
-        lines = [_status_line(status)]
-        has_length = False
-        connection_close = False
-        app_server = False
-        for name, value in headers:
-            if not valid_name(name) or not valid_value(value):
-                raise ASGIContractError(f"invalid response header {name!r}")
-            lower = name.lower()
-            if lower == b"content-length":
+        line = _STATUS_LINES.get(status)
+        parts = [line if line is not None else b"HTTP/1.1 %d \r\n" % status]
+        has_length = connection_close = app_server = False
+        added = self.added
+        taken: set[bytes] | None = set() if added.extra else None
+        fields = _FIELDS
+        for item in headers:
+            try:
+                field = fields.get(item)
+            except TypeError:  # not hashable (a list, a bytearray): read it as new
+                field = None
+            if field is None:
+                field = _field(item)
+            kind = field[1]
+            if kind is None:
+                parts.append(field[0])
+            elif kind is _LENGTH:
                 if has_length:
                     raise ASGIContractError("duplicate Content-Length in the response")
                 has_length = True
-                self.remaining = _content_length(value)
-            elif lower == b"transfer-encoding":
-                continue  # framing is ours
-            elif lower == b"connection":
-                if value.lower() == b"close":
-                    connection_close = True
-                continue
-            elif lower == b"date":
-                continue  # ours, cached per second
-            elif lower == b"server":
+                self.remaining = field[2]
+                parts.append(field[0])
+            elif kind is _SERVER:
                 app_server = True
-            lines.append(b"%s: %s\r\n" % (name, value))
+                parts.append(field[0])
+            elif kind is _CLOSE:
+                connection_close = True
+            if taken is not None:
+                taken.add(field[3])
         if connection_close:
             self.keep_alive = False
         if not has_length and not self.no_body:
             if self.http_version == "1.1":
                 self.chunked = True
-                lines.append(b"transfer-encoding: chunked\r\n")
+                parts.append(b"transfer-encoding: chunked\r\n")
             else:
                 self.keep_alive = False  # close-delimited body
-        added = self.added
         if added.date:
-            lines.append(b"date: %s\r\n" % http_date())
+            date = _date  # http_date(), inlined (once per response): the line
+            parts.append(date[2] if _clock() < date[0] else _new_date()[2])
         if added.server and not app_server:
-            lines.append(b"server: %s\r\n" % added.server)
-        if added.extra:
-            lines += _extra_lines(added.extra, headers)
+            parts += (b"server: ", added.server, b"\r\n")
+        if taken is not None:
+            parts += [b"%s: %s\r\n" % (n, v) for n, v in added.extra if n not in taken]
         if not self.keep_alive:
-            lines.append(b"connection: close\r\n")
+            parts.append(b"connection: close\r\n\r\n")
         elif self.http_version == "1.0":
-            lines.append(b"connection: keep-alive\r\n")
-        lines.append(b"\r\n")
-        return b"".join(lines)
+            parts.append(b"connection: keep-alive\r\n\r\n")
+        else:
+            parts.append(b"\r\n")
+        return b"".join(parts)
 
     def body(self, data: bytes) -> bytes:
         """Frame one body piece.
@@ -162,6 +178,78 @@ class ResponseFraming:
             return b"0\r\n\r\n"
         return b""
 
+    def last(self, data: bytes) -> bytes:
+        """Frame the last body piece and the end: ``body(data) + end()`` in one step.
+
+        Raises:
+            ASGIContractError: more or fewer bytes than the response's Content-Length.
+        """
+        if self.no_body:
+            return b""
+        remaining = self.remaining
+        if remaining is not None:
+            if len(data) != remaining:
+                longer = len(data) > remaining
+                raise ASGIContractError(
+                    f"response body {'longer' if longer else 'shorter'} than its Content-Length"
+                )
+            self.remaining = 0
+            return data
+        if self.chunked:
+            return b"%x\r\n%s\r\n0\r\n\r\n" % (len(data), data) if data else b"0\r\n\r\n"
+        return data
+
+
+#: The response headers the framing reads (lower-case), each to what it is.
+_LENGTH, _SERVER, _CONNECTION, _OURS, _CLOSE = "length", "server", "connection", "ours", "close"
+_FRAMING = {
+    b"content-length": _LENGTH,
+    b"server": _SERVER,
+    b"connection": _CONNECTION,  # ours; the app's "close" is heeded
+    b"transfer-encoding": _OURS,  # framing is ours
+    b"date": _OURS,  # ours, cached per second
+}
+
+#: A response header read: its line as sent (empty when dropped), what the framing makes of
+#: it (``None``: nothing, passed on; else one of the kinds above), its Content-Length, its
+#: lower-case name.
+_Field = tuple[bytes, str | None, int, bytes]
+#: Headers already read, by ``(name, value)``: most responses repeat the same ones (a
+#: Content-Type, a Content-Length), and a repeated one costs a lookup instead of a check, a
+#: lower-case copy and a line. Bounded: cleared when full, lines longer than a bound not kept.
+_FIELDS: dict[tuple[bytes, bytes], _Field] = {}
+_MAX_FIELDS = 1024
+_MAX_FIELD_LINE = 512
+
+
+def _field(item: tuple[bytes, bytes]) -> _Field:
+    """Read one response header (and remember it, see ``_FIELDS``).
+
+    Raises:
+        ASGIContractError: an invalid name or value, or a Content-Length that is not a number.
+    """
+    name, value = item
+    if name.__class__ is not bytes or value.__class__ is not bytes:
+        name, value = bytes(name), bytes(value)
+    if not valid_name(name) or not valid_value(value):
+        raise ASGIContractError(f"invalid response header {name!r}")
+    lower = name.lower()
+    kind = _FRAMING.get(lower)
+    length = 0
+    line = b"%s: %s\r\n" % (name, value)
+    if kind is _LENGTH:
+        length = _content_length(value)
+    elif kind is _CONNECTION or kind is _OURS:
+        # Transfer-Encoding, Connection and Date are ours: dropped (Connection: close heeded).
+        kind = _CLOSE if kind is _CONNECTION and value.lower() == b"close" else _OURS
+        line = b""
+    field = (line, kind, length, lower)
+    if len(line) <= _MAX_FIELD_LINE:
+        if len(_FIELDS) >= _MAX_FIELDS:
+            _FIELDS.clear()
+        _FIELDS[name, value] = field
+    return field
+
 
 def _content_length(value: bytes) -> int:
     # RFC 9110 §8.6: "Content-Length = 1*DIGIT" (the field's own whitespace aside).
@@ -169,14 +257,6 @@ def _content_length(value: bytes) -> int:
     if not digits.isdigit():
         raise ASGIContractError(f"invalid Content-Length {value!r} in the response")
     return int(digits)
-
-
-def _extra_lines(
-    extra: tuple[tuple[bytes, bytes], ...], headers: list[tuple[bytes, bytes]]
-) -> list[bytes]:
-    """The ``--header`` lines whose name the app's ``headers`` do not already hold."""
-    taken = {name.lower() for name, _ in headers}
-    return [b"%s: %s\r\n" % (name, value) for name, value in extra if name not in taken]
 
 
 #: The status line of every registered status, built once (not per response).
@@ -191,16 +271,23 @@ def _status_line(status: int) -> bytes:
     return line if line is not None else b"HTTP/1.1 %d \r\n" % status
 
 
-_date_cache: tuple[int, bytes] = (0, b"")
+_clock = time.time
+#: The current second's ``Date``: until when it holds (the next second), its value, its line.
+_date: tuple[float, bytes, bytes] = (0.0, b"", b"")
 
 
 def http_date() -> bytes:
     """The ``Date`` header value, recomputed at most once per second."""
-    global _date_cache
-    now = int(time.time())
-    if _date_cache[0] != now:
-        _date_cache = (now, formatdate(now, usegmt=True).encode("ascii"))
-    return _date_cache[1]
+    date = _date
+    return date[1] if _clock() < date[0] else _new_date()[1]
+
+
+def _new_date() -> tuple[float, bytes, bytes]:
+    global _date
+    now = int(_clock())
+    value = formatdate(now, usegmt=True).encode("ascii")
+    _date = (now + 1.0, value, b"date: %s\r\n" % value)
+    return _date
 
 
 def error_response(status: int, reason: str) -> bytes:

@@ -74,7 +74,7 @@ class Limits:
     max_body: int | None = None  # 413 (None: no limit)
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(slots=True)
 class Request:
     """A request's head: everything before the body."""
 
@@ -89,18 +89,24 @@ class Request:
     expect_continue: bool
     content_length: int | None
     chunked: bool
+    #: It carries a header :func:`~wsgi2asgi.server.proxy.apply_proxy_headers` reads
+    #: (``Forwarded``, ``X-Forwarded-For``, ``-Proto``, ``-Host``): only then is it applied.
+    proxied: bool = False
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(slots=True)
 class Body:
     """A piece of the request body."""
 
     data: bytes
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(slots=True)
 class EndOfMessage:
     """The request body is complete."""
+
+
+_END_OF_MESSAGE = EndOfMessage()  # the parser's one instance: it has no fields
 
 
 Event = Request | Body | EndOfMessage
@@ -160,6 +166,32 @@ _UPGRADED = ParserState.UPGRADED
 #: The end of a head or of a trailer section: the empty line after its last field line (RFC
 #: 9112 §2.1). A valid head holds no other CRLF CRLF: llhttp refuses CR and LF in its fields.
 _EMPTY_LINE = b"\r\n\r\n"
+#: The request fields the parser reads, each to what it is (``on_header``); any other is
+#: passed on as it came. The proxy ones are those ``proxy.apply_proxy_headers`` reads.
+_HOST_FIELD, _LENGTH_FIELD, _CODING_FIELD, _EXPECT_FIELD, _PROXY_FIELD = (
+    "host",
+    "length",
+    "coding",
+    "expect",
+    "proxy",
+)
+_FIELDS = {
+    b"host": _HOST_FIELD,
+    b"content-length": _LENGTH_FIELD,
+    b"transfer-encoding": _CODING_FIELD,
+    b"expect": _EXPECT_FIELD,
+    b"forwarded": _PROXY_FIELD,
+    b"x-forwarded-for": _PROXY_FIELD,
+    b"x-forwarded-proto": _PROXY_FIELD,
+    b"x-forwarded-host": _PROXY_FIELD,
+}
+#: The end of a request line of HTTP/1.1 (RFC 9112 §3: ``method SP target SP version``).
+_VERSION_1_1 = b" HTTP/1.1"
+#: The usual methods' names, made once (llhttp has checked every method is a token).
+_METHODS = {
+    name.encode("ascii"): name
+    for name in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")
+}
 #: RFC 9110 §9.3.6: CONNECT asks for a tunnel, which a proxy makes. llhttp takes it for an
 #: upgrade, and would leave the bytes after its head to the tunnel, or parse them as the next
 #: request once skipped: it is refused, with all that follows.
@@ -186,6 +218,11 @@ class RequestParser:
 
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
+        # Read per request, kept here (Limits is frozen): each a lookup fewer.
+        self._max_target = limits.max_target
+        self._max_header_bytes = limits.max_header_bytes
+        self._max_headers = limits.max_headers
+        self._max_body = limits.max_body
         self._parser = httptools.HttpRequestParser(self)
         self._events: list[Event] = []
         self.state = _IDLE  #: where the stream stands (moved by :meth:`_move`)
@@ -198,17 +235,25 @@ class RequestParser:
         self._section_bytes = 0
         self._section_tail = b""  # its last bytes, for an empty line cut between two reads
         self._cut_line: bytearray | None = None  # a line fed in part: its rest, until it ends
+        self._valid_host = b""  # the last Host found valid (b"" is valid too)
+        self._version_1_1 = False  # feed() saw the head's request line end with HTTP/1.1
         self._reset_message()
+        self._reset_chunks()
 
     def _reset_message(self) -> None:
-        self._target = bytearray()
+        # Also inlined in on_message_begin: keep the two the same.
+        self._target = b""
         self._headers: list[tuple[bytes, bytes]] = []
         self._body_bytes = 0
         self._content_length: int | None = None
         self._chunked = False
         self._expect_continue = False
+        self._proxied = False
         self._hosts = 0
-        # Where a chunked body stands (followed here only to find where it ends):
+
+    def _reset_chunks(self) -> None:
+        """Where a chunked body stands, followed here only to find where it ends (read only
+        while one is; reset when a head says its body is chunked)."""
         self._chunk_left = 0  # bytes of chunk data and its CRLF still to come
         self._size_line = b""  # the start of a chunk-size line cut between two reads
         self._size_line_bytes = 0
@@ -240,8 +285,36 @@ class RequestParser:
         if self.held:
             data, self.held = self.held + data, b""
         self._requests = 0
+        size = len(data)
+        state = self.state
         try:
-            self._feed_pieces(data, max_requests)
+            if (
+                (state is _IDLE or state is _HEAD)
+                and size >= 4
+                and data.find(_EMPTY_LINE) == size - 4
+                and self._section_bytes + size <= self._max_header_bytes
+                and not self._section_tail
+                and self._cut_line is None
+                and (max_requests is None or max_requests > 0)
+            ):
+                # Nearly every read: one whole head, nothing after it. The same as
+                # _feed_pieces, which would feed it in one piece.
+                self._section_bytes += size
+                if state is _IDLE:
+                    # Its first line is the request line (unless blank lines come first): if
+                    # it ends with the version 1.1, llhttp reads that version (or refuses the
+                    # line), and on_headers_complete need not ask it for a formatted copy.
+                    end = data.find(b"\r\n")
+                    self._version_1_1 = end >= 9 and data.startswith(_VERSION_1_1, end - 9)
+                else:
+                    self._version_1_1 = False
+                try:
+                    self._parser.feed_data(data)
+                except httptools.HttpParserUpgrade as exc:
+                    self._execute(self._after_upgrade(data[exc.args[0] :] if exc.args else b""))
+            else:
+                self._version_1_1 = False
+                self._feed_pieces(data, max_requests)
         except (ProtocolError, httptools.HttpParserError) as exc:
             # Only whole requests before the error survive: a request whose own body is
             # malformed never reaches the app.
@@ -258,19 +331,6 @@ class RequestParser:
         """Feed ``data`` to llhttp in pieces, each ending where a head, a body or a trailer
         section ends, so that every head is counted from its first byte."""
         size, position = len(data), 0
-        if (
-            self.state in _BEFORE_A_BODY
-            and size >= 4
-            and data.find(_EMPTY_LINE) == size - 4
-            and self._section_bytes + size <= self.limits.max_header_bytes
-            and not self._section_tail
-            and self._cut_line is None
-            and (max_requests is None or max_requests > 0)
-        ):
-            # Nearly every read: one whole head, nothing after it. The same as the loop below.
-            self._section_bytes += size
-            self._execute(data)
-            return
         while position < size:
             state = self.state
             if state is _UPGRADED:
@@ -307,7 +367,7 @@ class RequestParser:
             found = data.find(_EMPTY_LINE, position)
             end = found + 4 if found >= 0 else len(data)
         self._section_bytes += end - position
-        if self._section_bytes > self.limits.max_header_bytes:
+        if self._section_bytes > self._max_header_bytes:
             what = "trailer section" if self.state is _TRAILERS else "request header section"
             raise ProtocolError(431, f"{what} too large")
         if found < 0 and end == len(data):
@@ -369,7 +429,7 @@ class RequestParser:
         if data[position - 2 : position] == b"\r\n":  # the last chunk's line, in data
             found = data.find(_EMPTY_LINE, position - 2)
             if found >= 0:
-                if found + 4 - position > self.limits.max_header_bytes:
+                if found + 4 - position > self._max_header_bytes:
                     raise ProtocolError(431, "trailer section too large")
                 return found + 4
         return position
@@ -377,13 +437,13 @@ class RequestParser:
     def _chunk_size_line(self, data: bytes, position: int) -> int:
         """Read a chunk-size line, or as much of it as ``data`` holds; return where it ends."""
         line = None if self._size_line else _SIZE_LINE.match(data, position)
-        if line is not None and line.end() - position <= self.limits.max_header_bytes:
+        if line is not None and line.end() - position <= self._max_header_bytes:
             self._chunk_read(int(line.group(1), 16))  # the usual case: the line whole in data
             return line.end()
         newline = data.find(b"\n", position)
         end = len(data) if newline < 0 else newline + 1
         self._size_line_bytes += end - position
-        if self._size_line_bytes > self.limits.max_header_bytes:
+        if self._size_line_bytes > self._max_header_bytes:
             # RFC 9112 §7.1.1: a server "ought to limit the total length of chunk extensions
             # received in a request".
             raise ProtocolError(400, "chunk-size line too long")
@@ -452,37 +512,67 @@ class RequestParser:
     # event already holds its own target and header list, which a reset does not touch.
 
     def on_message_begin(self) -> None:
-        self._reset_message()
-        if self.state is not _STAND_IN:
+        # _reset_message(), inlined: once per request.
+        self._target = b""
+        self._headers = []
+        self._body_bytes = 0
+        self._content_length = None
+        self._chunked = False
+        self._expect_continue = False
+        self._proxied = False
+        self._hosts = 0
+        state = self.state
+        if state is _IDLE:
+            self.state = _HEAD  # the usual move, a legal one: no look at the table
+        elif state is not _STAND_IN:
             self._move(_HEAD)
 
     def on_url(self, url: bytes) -> None:
+        # Usually one piece (b"" + url is url itself); at most max_target bytes are joined.
         self._target += url
-        if len(self._target) > self.limits.max_target:
+        if len(self._target) > self._max_target:
             raise ProtocolError(414, "request target too long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if self.state is not _HEAD and self.state is not _STAND_IN:
+        state = self.state
+        if state is not _HEAD and state is not _STAND_IN:
             # A trailer field (after a chunked body): dropped. RFC 9112 §7.1.2: "A recipient
             # MUST NOT merge a received trailer field into the header section unless its
             # corresponding header field definition explicitly permits" it; a second Host here
             # would get past the one-Host check.
             self._trailer_lines += 1
-            if self._trailer_lines > self.limits.max_headers:
+            if self._trailer_lines > self._max_headers:
                 raise ProtocolError(431, "too many trailer lines")
             return
-        if len(self._headers) >= self.limits.max_headers:
+        headers = self._headers
+        if len(headers) >= self._max_headers:
             raise ProtocolError(431, "too many request header lines")
         # Names and values need no check here: llhttp's strict mode already refuses any name
         # that is not a token and any control character but tab in a value (RFC 9110 §5.1,
         # §5.5), the rules of wsgi2asgi.headers; tests/fuzz/http11.py holds llhttp to them.
         lower = name.lower()
-        value = value.strip(b" \t")
-        if lower == b"content-length":
+        # RFC 9110 §5.5: a value has no whitespace around it (OWS). llhttp skips it before the
+        # value, and refuses every other kind of whitespace (control characters), so all that
+        # can end one is spaces and tabs: rstrip() strips just those, and costs less than
+        # strip(b" \t").
+        value = value.rstrip()
+        field = _FIELDS.get(lower)  # one lookup for the ordinary fields: none of these
+        if field is None:
+            pass
+        elif field is _HOST_FIELD:
+            self._hosts += 1
+            # RFC 9112 §3.2: "A server MUST respond with a 400 (Bad Request) status code to
+            # any HTTP/1.1 request message that [...] contains [...] a Host header field with
+            # an invalid field value." Apps build absolute URLs and redirects from it.
+            if value != self._valid_host:  # a connection sends the same Host each time
+                if _host_match(value) is None:
+                    raise ProtocolError(400, "invalid Host header")
+                self._valid_host = value
+        elif field is _LENGTH_FIELD:
             self._content_length = int(value)  # llhttp has validated it
-            if self.limits.max_body is not None and self._content_length > self.limits.max_body:
+            if self._max_body is not None and self._content_length > self._max_body:
                 raise ProtocolError(413, "request body too large")
-        elif lower == b"transfer-encoding":
+        elif field is _CODING_FIELD:
             # llhttp accepts any list ending in "chunked", spread over several lines too
             # ("gzip, chunked"; "identity" then "chunked"). We decode no other coding, and
             # front ends disagree on such lists (gunicorn's CVE-2024-1135): one line, exactly
@@ -490,16 +580,13 @@ class RequestParser:
             if self._chunked or value.lower() != b"chunked":
                 raise ProtocolError(400, "Transfer-Encoding other than a single 'chunked'")
             self._chunked = True
-        elif lower == b"host":
-            self._hosts += 1
-            # RFC 9112 §3.2: "A server MUST respond with a 400 (Bad Request) status code to
-            # any HTTP/1.1 request message that [...] contains [...] a Host header field with
-            # an invalid field value." Apps build absolute URLs and redirects from it.
-            if _host_match(value) is None:
-                raise ProtocolError(400, "invalid Host header")
-        elif lower == b"expect" and value.lower() == b"100-continue":
-            self._expect_continue = True
-        self._headers.append((lower, value))
+            self._reset_chunks()
+        elif field is _EXPECT_FIELD:
+            if value.lower() == b"100-continue":
+                self._expect_continue = True
+        elif field is _PROXY_FIELD:
+            self._proxied = True
+        headers.append((lower, value))
 
     def on_headers_complete(self) -> None:
         self._section_bytes = 0
@@ -507,10 +594,13 @@ class RequestParser:
             self._move(_BODY)  # the body that follows is the request before it's
             return
         parser = self._parser
-        method = parser.get_method().decode("ascii")
+        raw_method = parser.get_method()
+        method = _METHODS.get(raw_method) or raw_method.decode("ascii")
         if method == "CONNECT":
             raise ProtocolError(400, _NO_TUNNEL)  # and nothing after it is parsed
-        http_version = parser.get_http_version()
+        # llhttp formats its version as a new string each time it is asked (costly, per
+        # request): feed() has seen a plain "HTTP/1.1" request line in most reads.
+        http_version = "1.1" if self._version_1_1 else parser.get_http_version()
         if http_version != "1.1":
             http_version = _checked_version(http_version, self._chunked)
         # RFC 9112 §3.2: "A server MUST respond with a 400 (Bad Request) status code to any
@@ -518,7 +608,7 @@ class RequestParser:
         # that contains more than one Host header field line".
         if self._hosts > 1 or (self._hosts == 0 and http_version == "1.1"):
             raise ProtocolError(400, "a request needs exactly one Host header")
-        target = bytes(self._target)
+        target = self._target
         if target[:1] == b"/" and b"#" not in target:
             path, _, query = target.partition(b"?")  # origin-form: nearly every request
         else:
@@ -529,25 +619,28 @@ class RequestParser:
             self._move(_UPGRADED)
         elif upgrade and (self._chunked or bool(self._content_length)):
             self._move(_IGNORED_UPGRADE)
+        elif self.state is _HEAD:
+            self.state = _BODY  # the usual move, a legal one: no look at the table
         else:
             self._move(_BODY)
-        self._keep_alive = parser.should_keep_alive()
+        self._keep_alive = keep_alive = parser.should_keep_alive()
         self._requests += 1
         self._events.append(
-            Request(
-                method=method,
-                target=target,
-                path=path,
-                query=query,
-                http_version=http_version,
-                headers=self._headers,
-                keep_alive=self._keep_alive,
-                upgrade=websocket,
+            Request(  # by position, in the fields' order: the per-request path
+                method,
+                target,
+                path,
+                query,
+                http_version,
+                self._headers,
+                keep_alive,
+                websocket,
                 # RFC 9110 §10.1.1: "A server that receives a 100-continue expectation in an
-                # HTTP/1.0 request MUST ignore that expectation."
-                expect_continue=self._expect_continue and http_version == "1.1",
-                content_length=self._content_length,
-                chunked=self._chunked,
+                # HTTP/1.0 request MUST ignore that expectation." (expect_continue)
+                self._expect_continue and http_version == "1.1",
+                self._content_length,
+                self._chunked,
+                self._proxied,
             )
         )
 
@@ -585,7 +678,7 @@ class RequestParser:
 
     def on_body(self, body: bytes) -> None:
         self._body_bytes += len(body)
-        if self.limits.max_body is not None and self._body_bytes > self.limits.max_body:
+        if self._max_body is not None and self._body_bytes > self._max_body:
             raise ProtocolError(413, "request body too large")
         self._events.append(Body(body))
 
@@ -594,9 +687,11 @@ class RequestParser:
         state = self.state
         if state is _IGNORED_UPGRADE:
             return  # llhttp skipped the body of an ignored upgrade: the stand-in reads it
-        if state is not _UPGRADED:  # an upgrade's end is the new protocol's start
+        if state is _BODY:
+            self.state = _IDLE  # the usual move, a legal one: no look at the table
+        elif state is not _UPGRADED:  # an upgrade's end is the new protocol's start
             self._move(_IDLE)
-        self._events.append(EndOfMessage())
+        self._events.append(_END_OF_MESSAGE)
 
 
 def _through_last_end(events: list[Event]) -> list[Event]:

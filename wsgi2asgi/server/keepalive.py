@@ -62,6 +62,14 @@ class Phase(enum.Enum):
     BUSY = "busy"  # nothing: a request or WebSocket session runs (other clocks apply)
 
 
+# The members under module names, for the per-request path: on Python 3.11 reading
+# ``Phase.BUSY`` is an attribute lookup on the enum class that the interpreter does not
+# specialise (see wsgi2asgi.server.cycle).
+_HEAD = Phase.HEAD
+_IDLE = Phase.IDLE
+_BUSY = Phase.BUSY
+
+
 class ConnectionDeadline:
     """The one deadline of an HTTP/1.1 connection while it waits for its client.
 
@@ -95,7 +103,7 @@ class ConnectionDeadline:
         self._timer: asyncio.TimerHandle | None = None
         self._fires = 0.0  # when the timer, if any, fires
 
-    def watch(self, *, busy: bool, in_head: bool) -> None:
+    def watch(self, busy: bool, in_head: bool) -> None:
         """Say where the connection stands; cheap when that is unchanged (called per read).
 
         Cheap on a change too: the timer is not cancelled and re-armed for every request of a
@@ -108,17 +116,14 @@ class ConnectionDeadline:
         """
         if busy:
             self._served = True
-            phase = Phase.BUSY
-        elif in_head or not self._served:
-            phase = Phase.HEAD
-        else:
-            phase = Phase.IDLE
+            if self.phase is not _BUSY:
+                self.phase = _BUSY  # a timer still pending finds the connection busy, and stops
+            return
+        phase = _HEAD if in_head or not self._served else _IDLE
         if phase is self.phase:
             return
         self.phase = phase
-        if phase is Phase.BUSY:
-            return  # a timer still pending finds the connection busy, and stops
-        self.deadline = self.loop.time() + (self.head if phase is Phase.HEAD else self.idle)
+        self.deadline = self.loop.time() + (self.head if phase is _HEAD else self.idle)
         if self._timer is None or self._fires > self.deadline:
             self.stop()
             self._arm()
@@ -135,7 +140,7 @@ class ConnectionDeadline:
 
     def _expire(self) -> None:
         self._timer = None
-        if self.phase is Phase.BUSY:
+        if self.phase is _BUSY:
             return
         if self.loop.time() < self.deadline:
             self._arm()  # the phase began after this timer was set: its own wait is not over

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 from wsgi2asgi.server.config import Config
 from wsgi2asgi.server.framing import ServerHeaders
 from wsgi2asgi.server.http11 import Limits
-from wsgi2asgi.wsgi import POOL_EXTENSION
 
 if TYPE_CHECKING:
+    from wsgi2asgi.server.cycle import HTTPCycle
     from wsgi2asgi.typing import ASGIApp
 
 __all__ = ["ServerConnection", "ServerState"]
@@ -51,6 +51,9 @@ class ServerState:
     #: The headers every response gets (``--server-header``, ``--date-header``, ``--header``).
     server_headers: ServerHeaders = dataclasses.field(init=False)
     lifespan_state: dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: Response heads started this loop turn and waiting for their first body message: one
+    #: callback on the loop's next turn writes those still waiting (``tcp.flush_later``).
+    heads: list[HTTPCycle] = dataclasses.field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.pool_extension = {"on_wait": self.count_pool_wait}
@@ -63,24 +66,20 @@ class ServerState:
             ),
         )
 
-    def scope_extensions(self) -> dict[str, Any]:
-        """The ``extensions`` of a new request scope: ours (``wsgi2asgi.pool``)."""
-        return {POOL_EXTENSION: self.pool_extension}
-
     def count_pool_wait(self, waiting: int) -> None:
         """A WSGI request waits for a worker thread (``waiting`` of them now)."""
         self.pool_waits += 1
 
-    def count_request(self) -> bool:
-        """Count one request; at ``max_requests``, ask the server to stop (gracefully).
+    def last_request(self) -> bool:
+        """The ``max_requests``-th request has come (the connections count ``requests`` and call
+        this when it reaches ``max_requests``): ask the server to stop, gracefully.
 
-        Returns whether this was the last request the server takes.
+        Returns whether this request is the last the server takes (whether it was asked).
         """
-        self.requests += 1
-        if self.requests == self.max_requests and self.on_max_requests is not None:
-            self.on_max_requests()
-            return True
-        return False
+        if self.on_max_requests is None:
+            return False
+        self.on_max_requests()
+        return True
 
     def track(self, task: asyncio.Task[None]) -> None:
         """Hold ``task`` (a request's or a WebSocket session's) in ``tasks`` until it is done."""

@@ -49,9 +49,10 @@ from wsgi2asgi.exceptions import ProtocolError
 from wsgi2asgi.responses import send_plain
 from wsgi2asgi.server.cycle import HTTPCycle, RequestState, ResponseState
 from wsgi2asgi.server.framing import error_response
-from wsgi2asgi.server.http11 import Body, EndOfMessage, ParserState, Request, RequestParser
-from wsgi2asgi.server.keepalive import ConnectionDeadline
+from wsgi2asgi.server.http11 import Body, ParserState, Request, RequestParser
+from wsgi2asgi.server.keepalive import ConnectionDeadline, Phase
 from wsgi2asgi.server.proxy import apply_proxy_headers
+from wsgi2asgi.wsgi import POOL_EXTENSION
 
 if TYPE_CHECKING:
     from wsgi2asgi.server.state import ServerState
@@ -75,6 +76,9 @@ _SERVICE_UNAVAILABLE = 503
 # attribute lookup is not specialised (see wsgi2asgi.server.cycle).
 _IN_A_HEAD = ParserState.HEAD
 _EXPECTING = RequestState.EXPECTING
+_STARTED = ResponseState.STARTED
+_RECEIVED = RequestState.RECEIVED
+_BUSY = Phase.BUSY
 
 #: Requests parsed ahead of the one running on a connection (pipelining); further bytes wait
 #: unparsed, with the socket paused, so a packet of thousands of requests costs no memory.
@@ -92,6 +96,7 @@ class HTTPProtocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.writable = asyncio.Event()
         self.writable.set()
+        self.write_paused = False  # not writable.is_set(), read by every send
         self.access_log = self.config.access_log
         self.server_headers = state.server_headers
         self.cycle: HTTPCycle | None = None
@@ -117,6 +122,12 @@ class HTTPProtocol(asyncio.Protocol):
         self._reading_paused = False
         self.upgraded: Any = None  # the WebSocket session after an upgrade
         self.error: ProtocolError | None = None  # malformed input behind the running request
+        # Read per request, kept here: each a lookup fewer.
+        self._limit = self.config.limit_concurrency
+        self._root_path = self.config.root_path
+        self._quoted_root_path = quote(self._root_path).encode("ascii")
+        self._heads = state.heads  # the started heads to flush on the loop's next turn
+        self._scope: dict[str, Any] = {}  # what every request's scope holds (connection_made)
 
     # -- asyncio.Protocol ---------------------------------------------------------------------
 
@@ -129,6 +140,22 @@ class HTTPProtocol(asyncio.Protocol):
             self.scheme = "https"
         # Decided once per connection: parsing addresses per request is measurably slow.
         self.trusted = self.config.trusts(self.client[0] if self.client else None)
+        self._scope = {  # every request's scope, in this order; None: set per request
+            "type": "http",
+            "asgi": None,
+            "http_version": None,
+            "server": self.server,
+            "client": self.client,
+            "scheme": self.scheme,
+            "method": None,
+            "root_path": self._root_path,
+            "path": None,
+            "raw_path": None,
+            "query_string": None,
+            "headers": None,
+            "state": None,
+            "extensions": None,
+        }
         self.state.connections.add(self)
         self._watch()  # the header deadline, from accept()
 
@@ -145,67 +172,77 @@ class HTTPProtocol(asyncio.Protocol):
         if self.upgraded is not None:
             self.upgraded.lost()
         self.writable.set()
+        self.write_paused = False
 
     def data_received(self, data: bytes) -> None:
         if self.upgraded is not None:
             self.upgraded.data_received(data)
             return
-        self._parse(data)
-
-    def _parse(self, data: bytes) -> None:
+        parser = self.parser
         try:
             # Parse no more than MAX_PIPELINE requests ahead; the parser holds the rest.
-            events = self.parser.feed(data, MAX_PIPELINE - len(self.waiting))
+            events = parser.feed(data, MAX_PIPELINE - len(self.waiting))
         except ProtocolError as error:
             self._reject(error)
             return
+        transport = self.transport
         for event in events:
-            if isinstance(event, Request):
+            if event.__class__ is Request:
                 self._request(event)
-            elif isinstance(event, Body):
+                # Only a request closes the transport here (a refused upgrade): stop at once.
+                if transport is None or transport.is_closing():
+                    self._stop_body_clock()
+                    return
+            elif event.__class__ is Body:
                 if self.parsing is not None:
                     self.parsing.feed_body(event.data)
-            elif isinstance(event, EndOfMessage):
-                if self.parsing is not None:
-                    self.parsing.end_body()
-                    self.parsing = None
-            if self.transport is None or self.transport.is_closing():
-                self._stop_body_clock()
-                return
-        self._watch()
-        if self.parser.failed is not None:
-            self._reject(self.parser.failed)  # behind the requests just parsed: after them
+            elif self.parsing is not None:  # EndOfMessage
+                self.parsing.end_body()
+                self.parsing = None
+        # self._watch(), inlined (once per read): busy, and already watched as busy, is no change.
+        if self.cycle is None and self.upgraded is None:
+            self.deadline.watch(False, parser.state is _IN_A_HEAD)
+        elif self.deadline.phase is not _BUSY:
+            self.deadline.watch(True, False)
+        if parser.failed is not None:
+            self._reject(parser.failed)  # behind the requests just parsed: after them
             return
         if self.upgraded is not None:
-            if self.parser.upgrade_data:
+            if parser.upgrade_data:
                 # Bytes that came right behind the upgrade's head: the new protocol's.
-                data, self.parser.upgrade_data = self.parser.upgrade_data, b""
+                data, parser.upgrade_data = parser.upgrade_data, b""
                 self.upgraded.data_received(data)
             return
-        if self.parser.held:
+        if parser.held:
             self.pause_reading()  # until the requests parsed ahead have been answered
-        self._body_clock()
+        if self.parsing is not None or self._body_timer is not None:
+            self._body_clock()
 
     def eof_received(self) -> bool | None:
         return None  # close the transport
 
     def pause_writing(self) -> None:
         self.writable.clear()
+        self.write_paused = True
         self._write_clock()
         if self.upgraded is not None:
             self.upgraded.writing_paused()  # it stops reading: pongs would pile up
 
     def resume_writing(self) -> None:
         self.writable.set()
+        self.write_paused = False
         self._stop_write_clock()
         if self.upgraded is not None:
             self.upgraded.writing_resumed()
 
     # -- the Connection interface cycles use ---------------------------------------------------
 
-    def write(self, data: bytes) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(data)
+    def write(self, data: bytes) -> bool:
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return False
+        transport.write(data)
+        return True
 
     def pause_reading(self) -> None:
         if not self._reading_paused and self.transport is not None:
@@ -233,11 +270,43 @@ class HTTPProtocol(asyncio.Protocol):
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
 
+    def flush_later(self, cycle: HTTPCycle) -> None:
+        heads = self._heads
+        if not heads:  # the first this turn: one callback flushes them all
+            self.loop.call_soon(_flush_heads, heads)
+        heads.append(cycle)
+
     # -- requests ----------------------------------------------------------------------------
 
     def _request(self, request: Request) -> None:
-        last = self.state.count_request()
-        scope = self._scope(request)
+        state = self.state
+        state.requests += 1
+        last = state.requests == state.max_requests and state.last_request()
+        # The scope (built here, not in a method of its own: once per request).
+        raw_path = request.path
+        path = raw_path.decode("latin-1")
+        if "%" in path:
+            path = unquote(path)
+        root_path = self._root_path
+        if root_path and path != "*":
+            # ASGI: path includes root_path (uvicorn's --root-path reading); so does raw_path,
+            # percent-encoded, or the two disagree (uvicorn prefixes both too).
+            path = root_path + path
+            raw_path = self._quoted_root_path + raw_path
+        # A copy of the connection's scope (what every request of it shares), then what is the
+        # request's own: cheaper than a dict built whole, key by key.
+        scope = self._scope.copy()
+        scope["asgi"] = {"version": "3.0", "spec_version": "2.4"}
+        scope["http_version"] = request.http_version
+        scope["method"] = request.method
+        scope["path"] = path
+        scope["raw_path"] = raw_path
+        scope["query_string"] = request.query
+        scope["headers"] = request.headers
+        scope["state"] = state.lifespan_state.copy()
+        scope["extensions"] = {POOL_EXTENSION: state.pool_extension}
+        if self.trusted and request.proxied:
+            apply_proxy_headers(scope)
         if request.upgrade:  # a WebSocket handshake (the parser ignores other upgrades)
             from wsgi2asgi.server.websocket import WebSocketSession
 
@@ -259,7 +328,9 @@ class HTTPProtocol(asyncio.Protocol):
         cycle = HTTPCycle(self, request, scope)
         if last:
             cycle.close_after()  # the server's last request: answered with Connection: close
-        self.parsing = cycle
+        # The cycle the body's bytes go to; none for a request without a body (the cycle
+        # starts whole, RECEIVED, and its EndOfMessage is nobody's).
+        self.parsing = cycle if cycle.request_state is not _RECEIVED else None
         if self.cycle is None:
             self._start(cycle)
         else:
@@ -269,11 +340,16 @@ class HTTPProtocol(asyncio.Protocol):
     def _start(self, cycle: HTTPCycle) -> None:
         self.cycle = cycle
         state = self.state
-        app: ASGIApp = _unavailable if self._over_limit() else state.app
+        limit = self._limit
+        if state.shutting_down or (limit is not None and state.active >= limit):
+            app: ASGIApp = _unavailable  # as _over_limit() says
+        else:
+            app = state.app
         state.active += 1
-        self.task = self.loop.create_task(cycle.run(app))
-        state.track(self.task)
-        self.task.add_done_callback(self._finished)
+        # Tracked as state.track(task) would, but the task leaves state.tasks in finished(),
+        # which the cycle calls as its last step: no done callback per request.
+        self.task = task = self.loop.create_task(cycle.run(app))
+        state.tasks.add(task)
 
     def _over_limit(self) -> bool:
         """Whether a new request or session gets 503: ``--limit-concurrency``, or shutdown."""
@@ -284,13 +360,16 @@ class HTTPProtocol(asyncio.Protocol):
     def _session_over(self, task: asyncio.Task[None]) -> None:
         self.state.active -= 1
 
-    def _finished(self, task: asyncio.Task[None]) -> None:
-        self.state.active -= 1
-        cycle, self.cycle = self.cycle, None
-        if task.cancelled() or cycle is None:
-            self.close()
-            return
-        if not cycle.reusable() or self.closing or self.state.shutting_down:
+    def finished(self, cycle: HTTPCycle) -> None:
+        """The running cycle is over: start the next request, wait for one, or close. Called by
+        the cycle's task as its last step (cancelled too: the cycle has closed the connection).
+        """
+        state = self.state
+        if self.task is not None:
+            state.tasks.discard(self.task)
+        state.active -= 1
+        self.cycle = None
+        if not cycle.reusable() or self.closing or state.shutting_down:
             self.close()
             return
         if self.waiting:
@@ -300,43 +379,17 @@ class HTTPProtocol(asyncio.Protocol):
             self._reject(self.error)  # everything before the malformed request is answered
             return
         if self.parser.held:
-            self._parse(b"")  # requests held back from a long pipeline
+            self.data_received(b"")  # requests held back from a long pipeline
             if self.closing:
                 return  # they were malformed: answered and closed
-        self._watch()  # idle, or a head pipelined behind: its deadline runs from now
+        # Idle, or a head pipelined behind: its deadline runs from now (self._watch(), inlined).
+        busy = self.cycle is not None or self.upgraded is not None
+        self.deadline.watch(busy, self.parser.state is _IN_A_HEAD)
         if not self.waiting:
-            self.resume_reading()
-
-    def _scope(self, request: Request) -> dict[str, Any]:
-        root_path = self.config.root_path
-        path = request.path.decode("latin-1")
-        if "%" in path:
-            path = unquote(path)
-        scope: dict[str, Any] = {
-            "type": "http",
-            "asgi": {"version": "3.0", "spec_version": "2.4"},
-            "http_version": request.http_version,
-            "server": self.server,
-            "client": self.client,
-            "scheme": self.scheme,
-            "method": request.method,
-            "root_path": root_path,
-            # ASGI: path includes root_path (uvicorn's --root-path reading); so does raw_path,
-            # percent-encoded, or the two disagree (uvicorn prefixes both too).
-            "path": root_path + path if path != "*" else path,
-            "raw_path": (
-                quote(root_path).encode("ascii") + request.path
-                if root_path and path != "*"
-                else request.path
-            ),
-            "query_string": request.query,
-            "headers": request.headers,
-            "state": dict(self.state.lifespan_state),
-            "extensions": self.state.scope_extensions(),
-        }
-        if self.trusted:
-            apply_proxy_headers(scope)
-        return scope
+            if self._reading_paused:
+                self.resume_reading()
+            elif self.parsing is not None or self._body_timer is not None:
+                self._body_clock()  # as resume_reading() would
 
     def _reject(self, error: ProtocolError) -> None:
         logger.info("rejected request from %s: %s", self.client, error)
@@ -378,7 +431,7 @@ class HTTPProtocol(asyncio.Protocol):
     def _watch(self) -> None:
         """Keep the connection's deadline in step with what it waits for (cheap: per read)."""
         busy = self.cycle is not None or self.upgraded is not None
-        self.deadline.watch(busy=busy, in_head=self.parser.state is _IN_A_HEAD)
+        self.deadline.watch(busy, self.parser.state is _IN_A_HEAD)
 
     def _body_clock(self) -> None:
         """Note body activity now; keep one timer running while a body is due and being read.
@@ -471,6 +524,15 @@ class HTTPProtocol(asyncio.Protocol):
 
 async def _unavailable(scope: Scope, receive: Receive, send: Send) -> None:
     await send_plain(send, _SERVICE_UNAVAILABLE, close=True)
+
+
+def _flush_heads(heads: list[HTTPCycle]) -> None:
+    """Write the heads still waiting for their first body message (``flush_later``)."""
+    batch = heads.copy()
+    heads.clear()
+    for cycle in batch:
+        if cycle.response_state is _STARTED:  # most have sent their body since
+            cycle.flush_head()
 
 
 def _unsent(transport: asyncio.Transport) -> int:
