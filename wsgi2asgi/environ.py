@@ -62,11 +62,14 @@ _errors_logger = logging.getLogger(_ERRORS_LOGGER)
 
 #: Names seen most often, looked up rather than worked out per request (a request's hot path):
 #: a request header name → its environ key (``None``: dropped, it holds ``_``), a response
-#: header name → its validated lower-case bytes (``None``: hop-by-hop). Bounded, so names made
-#: up by clients cannot grow them without end; past the bound, names are worked out each time.
+#: header name → its validated lower-case bytes (``None``: hop-by-hop), a status line → its
+#: code. Bounded, so names made up by clients (or apps) cannot grow them without end; past the
+#: bound, they are worked out each time.
 _CACHE_SIZE = 512
 _environ_keys: dict[bytes, str | None] = {}
 _response_names: dict[str, bytes | None] = {}
+_status_codes: dict[str, int] = {}  # a WSGI status line → its code
+_PROTOCOLS = {"1.1": "HTTP/1.1", "1.0": "HTTP/1.0", "2": "HTTP/2", "3": "HTTP/3"}
 
 
 class WSGIErrors:
@@ -139,14 +142,24 @@ def path_info(scope: Scope) -> tuple[str, str]:
     """
     path: str = scope["path"]
     raw_path: bytes | None = scope.get("raw_path")
-    if raw_path and unquote(raw_path.decode("latin-1")) == path:
+    if not raw_path:
+        full = path.encode("utf-8", "surrogateescape")
+    elif b"%" not in raw_path:
+        # Nothing to decode (the common case, without urllib's two calls): the bytes the
+        # client sent, when they are the path.
+        raw = raw_path.decode("latin-1")
+        full = raw_path if raw == path else path.encode("utf-8", "surrogateescape")
+    elif unquote(raw_path.decode("latin-1")) == path:
         # The bytes the client sent, percent-decoded the way WSGI servers do.
         full = unquote_to_bytes(raw_path)
     else:
         full = path.encode("utf-8", "surrogateescape")
+    root_path: str = scope.get("root_path", "")
+    if not root_path:
+        return "", full.decode("latin-1")
     # A trailing "/" on root_path (a misconfigured --root-path "/app/") would leave the
     # PATH_INFO without its leading slash; CGI's SCRIPT_NAME never ends with one.
-    root = scope.get("root_path", "").encode("utf-8", "surrogateescape").rstrip(b"/")
+    root = root_path.encode("utf-8", "surrogateescape").rstrip(b"/")
     # ASGI www.rst: "PATH_INFO can be derived by stripping root_path from path" -- at a "/"
     # only: root_path "/app" must not turn "/application" into "lication".
     if root and full.startswith(root) and (len(full) == len(root) or full[len(root)] == 0x2F):
@@ -190,6 +203,7 @@ def build_environ(
             ``duplicate_header_limit`` of one name.
     """
     script_name, path = path_info(scope)
+    version: str = scope.get("http_version", "1.1")
     scheme: str = scope.get("scheme", "http")
     query: bytes = scope.get("query_string", b"")
     raw_uri = (scope.get("raw_path") or scope["path"].encode("utf-8")).decode("latin-1")
@@ -200,7 +214,7 @@ def build_environ(
         "SCRIPT_NAME": script_name,
         "PATH_INFO": path,
         "QUERY_STRING": query.decode("latin-1"),
-        "SERVER_PROTOCOL": f"HTTP/{scope.get('http_version', '1.1')}",
+        "SERVER_PROTOCOL": _PROTOCOLS.get(version) or f"HTTP/{version}",
         "REQUEST_URI": raw_uri,
         "RAW_URI": raw_uri,
         "wsgi.version": (1, 0),
@@ -270,6 +284,21 @@ def _environ_key(raw_name: bytes) -> str | None:
     return key
 
 
+def _status_code(status: str) -> int:
+    """The code of a WSGI status line (validated; cached while the cache has room).
+
+    Raises:
+        WSGIContractError: not like ``"200 OK"``.
+    """
+    match = _STATUS.fullmatch(status)
+    if match is None:
+        raise WSGIContractError(f"malformed status line {status!r}: expected like '200 OK'")
+    code = int(match[1])
+    if len(_status_codes) < _CACHE_SIZE:
+        _status_codes[status] = code
+    return code
+
+
 def _response_name(name: str, header: object) -> bytes | None:
     """A response header name, validated and lower-cased (``None``: hop-by-hop, dropped).
 
@@ -302,9 +331,9 @@ def response_start(status: object, headers: object) -> tuple[int, list[tuple[byt
     """
     if not isinstance(status, str):
         raise WSGIContractError(f"status must be a str, not {type(status).__name__}")
-    match = _STATUS.fullmatch(status)
-    if match is None:
-        raise WSGIContractError(f"malformed status line {status!r}: expected like '200 OK'")
+    code = _status_codes.get(status)
+    if code is None:
+        code = _status_code(status)
     if not isinstance(headers, list):
         raise WSGIContractError(f"response headers must be a list, not {type(headers).__name__}")
     result: list[tuple[bytes, bytes]] = []
@@ -331,4 +360,4 @@ def response_start(status: object, headers: object) -> tuple[int, list[tuple[byt
             logger.warning("dropping hop-by-hop response header %s (PEP 3333)", name)
             continue
         result.append((lower, raw_value.strip(b" \t")))
-    return int(match[1]), result
+    return code, result
