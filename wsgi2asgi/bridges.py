@@ -265,19 +265,20 @@ class _Call(Origin, Generic[R]):
 
     def __call__(self) -> None:
         """Run on the worker thread; report to the loop with one thread-safe callback."""
-        if self.cancelled() or (self.future is not None and self.future.cancelled()):
+        future = self.future
+        if self._state == _CANCELLED or (future is not None and future.cancelled()):
             return  # the caller gave up before we started: do not run the work at all
         outer, _state.call = _state.call, self
         try:
             value = self.ctx.run(self.func, *self.args, **self.kwargs)
         except BaseException as exc:
-            self._report(exc, failed=True)
+            self._report(exc, True)
         else:
-            self._report(value, failed=False)
+            self._report(value, False)
         finally:
             _state.call = outer
 
-    def _report(self, value: Any, *, failed: bool) -> None:
+    def _report(self, value: Any, failed: bool) -> None:
         future = self.future
         # On a Pool thread, the caller's next call comes to this thread. A worker spins before
         # it parks only for asyncio's own loops: uvloop takes the GIL once per callback, and a
