@@ -367,9 +367,9 @@ def finishing(item: object, *, spin: bool = True) -> None:
     Call it last thing before an item reports (before its ``loop.call_soon_threadsafe``). On a
     ``Pool`` thread, an item submitted from then on (typically the caller's next call, made as
     soon as it has the result) comes straight to this thread, waking no parked one. With
-    ``spin=False`` the thread does not spin before it parks next: for an event loop that a
-    spinning worker slows down (uvloop takes the GIL once per callback, and a worker taking
-    it between two callbacks makes the loop thread sleep and wake up again).
+    ``spin=False`` the thread neither does that nor spins before it parks next: for an event
+    loop that a spinning worker slows down (uvloop takes the GIL once per callback, and a
+    worker taking it between two callbacks makes the loop thread sleep and wake up again).
 
     Example::
 
@@ -380,8 +380,8 @@ def finishing(item: object, *, spin: bool = True) -> None:
     """
     here = _here
     if not spin:
-        here.hushed = True
-    if here.item is item and here.pool is not None and here.hand is None:
+        here.hushed = True  # and no hand: without a spin this thread may well park first
+    elif here.item is item and here.pool is not None and here.hand is None:
         here.hand = here.pool._open_hand()
 
 
