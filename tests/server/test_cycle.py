@@ -224,6 +224,21 @@ async def test_an_illegal_move_is_refused_as_an_internal_error() -> None:
     assert cycle.request_state is RequestState.RECEIVED
 
 
+async def test_a_body_piece_received_whole_reaches_the_app_uncopied() -> None:
+    # #17: an upload's bytes pass the cycle as they came from the parser (before: appended to
+    # a bytearray and copied out again, two copies of every byte); pieces that pile up while
+    # the app is not receiving are joined, once.
+    cycle, _ = new_cycle(POST.replace(b"5", b"10"))
+    piece = b"hello"
+    cycle.feed_body(piece)
+    message = await cycle.receive()
+    assert message["body"] is piece and message["more_body"] is True
+    cycle.feed_body(b"wor")
+    cycle.feed_body(b"ld")
+    cycle.end_body()
+    assert await cycle.receive() == {"type": "http.request", "body": b"world", "more_body": False}
+
+
 async def test_a_request_without_a_body_starts_whole() -> None:
     # RFC 9112 §6.3: no Content-Length, no Transfer-Encoding: no body. The connection feeds
     # such a cycle nothing (no end_body), and the app reads an empty body at once.

@@ -197,7 +197,9 @@ class HTTPCycle:
         self.connection = connection
         self.request = request
         self.scope = scope
-        self.body = bytearray()
+        # The request body not received yet: the bytes as they came while there is one piece
+        # (receive() passes it on uncopied), joined in a bytearray once a second comes.
+        self.body: bytes | bytearray | None = None
         if not request.content_length and not request.chunked:
             # No body (RFC 9112 §6.3: none without Content-Length or Transfer-Encoding): the
             # request is whole with its head, and the connection feeds this cycle nothing.
@@ -236,9 +238,16 @@ class HTTPCycle:
             # From EXPECTING: the client sent the body without waiting for 100 Continue
             # (RFC 9110 §10.1.1 lets us omit it then). From any other state: a bug.
             self._move_request(_RECEIVING)
-        self.body += data
+        body = self.body
+        if not body:
+            body = self.body = data if data.__class__ is bytes else bytes(data)
+        elif body.__class__ is bytes:
+            body = self.body = bytearray(body)
+            body += data
+        else:
+            body += data
         self._wake()
-        if len(self.body) > HIGH_WATER:
+        if len(body) > HIGH_WATER:
             self.connection.pause_reading()
 
     def end_body(self) -> None:
@@ -299,8 +308,11 @@ class HTTPCycle:
             await self._wait()
         if self.request_state is _DISCONNECTED:
             return {"type": "http.disconnect"}
-        data = bytes(self.body)
-        self.body.clear()
+        body = self.body
+        data = b""
+        if body:
+            data = body if body.__class__ is bytes else bytes(body)
+            self.body = None
         self.connection.resume_reading()
         more = self.request_state is not _RECEIVED
         if not more:
