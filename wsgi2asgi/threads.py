@@ -241,8 +241,7 @@ class Pool:
                 raise RuntimeError(f"{self.name} pool is shut down")
             catch = self._catch
             if catch is not None and not catch and self._queue.empty():  # FIFO: none older
-                self._idle -= 1
-                catch.append(item)
+                catch.append(item)  # the catching thread counts itself busy when it takes it
                 return
             if self._idle > 0:
                 self._idle -= 1
@@ -335,6 +334,8 @@ class Pool:
         with self._lock:
             if self._catch is hand:
                 self._catch = None
+            if hand:  # counted idle after its last item (submit() left the count alone)
+                self._idle -= 1
         return hand[0] if hand else None
 
     def _retire(self) -> bool:
