@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 
+from tests.loopback import wait_until
 from tests.servers import Running
 
 Serve = Callable[..., Running]
@@ -30,13 +30,8 @@ def reset_by_the_server(sock: socket.socket) -> bool:
     A plain close() of a socket with unsent data leaves the kernel sending it (and the client
     waiting) for minutes: the server must reset the connection, dropping what is queued.
     """
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        state = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0]
-        if state != 1:  # TCP_ESTABLISHED (linux/tcp_states.h)
-            return True
-        time.sleep(0.01)
-    return False
+    # TCP_INFO's first byte is the state; 1 is TCP_ESTABLISHED (linux/tcp_states.h).
+    return wait_until(lambda: sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0] != 1)
 
 
 def read_to_the_end(sock: socket.socket) -> bool:
@@ -87,9 +82,7 @@ def test_clients_that_never_read_free_their_wsgi_threads(serve: Serve) -> None:
         assert both_called.wait(5)  # both threads of the pool are theirs
         response = httpx.get(running.url + "/small", timeout=10)
         assert response.text == "small"
-        deadline = time.monotonic() + 5
-        while len(closed) < 2 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_until(lambda: len(closed) >= 2)
         assert len(closed) == 2 and all(name.startswith("wsgi2asgi-wsgi") for name in closed)
         assert all(reset_by_the_server(sock) for sock in stalled)
         assert all(read_to_the_end(sock) for sock in stalled)
