@@ -88,15 +88,9 @@ class AsyncTestClient(httpx.AsyncClient):
         **kwargs: Any,
     ) -> None:
         self.app = app
-        self.state: dict[str, Any] = {} if state is None else state
-        self.app_transport = AppTransport(
-            app,
-            state=self.state,
-            root_path=root_path,
-            client=client,
-            raise_app_exceptions=raise_app_exceptions,
+        self.state, self.app_transport, self._lifespan = _wire(
+            app, state, root_path, client, raise_app_exceptions, lifespan, lifespan_timeout
         )
-        self._lifespan = _Lifespan(app, self.state, lifespan, lifespan_timeout)
         super().__init__(transport=self.app_transport, base_url=base_url, **kwargs)
 
     async def __aenter__(self) -> AsyncTestClient:
@@ -161,15 +155,9 @@ class TestClient(httpx.Client):
         **kwargs: Any,
     ) -> None:
         self.app = app
-        self.state: dict[str, Any] = {} if state is None else state
-        self.app_transport = AppTransport(
-            app,
-            state=self.state,
-            root_path=root_path,
-            client=client,
-            raise_app_exceptions=raise_app_exceptions,
+        self.state, self.app_transport, self._lifespan = _wire(
+            app, state, root_path, client, raise_app_exceptions, lifespan, lifespan_timeout
         )
-        self._lifespan = _Lifespan(app, self.state, lifespan, lifespan_timeout)
         self._portal = _Portal()
         transport = _SyncTransport(self.app_transport, self._portal)
         super().__init__(transport=transport, base_url=base_url, **kwargs)
@@ -292,6 +280,27 @@ def _websocket_session(
         timeout=client.timeout.read,
         raise_app_exceptions=transport.raise_app_exceptions,
     )
+
+
+def _wire(
+    app: ASGIApp,
+    state: dict[str, Any] | None,
+    root_path: str,
+    client: tuple[str, int],
+    raise_app_exceptions: bool,
+    lifespan: LifespanMode,
+    lifespan_timeout: float,
+) -> tuple[dict[str, Any], AppTransport, _Lifespan]:
+    """What both clients hold: the lifespan state, the app's transport and its lifespan."""
+    state = {} if state is None else state
+    transport = AppTransport(
+        app,
+        state=state,
+        root_path=root_path,
+        client=client,
+        raise_app_exceptions=raise_app_exceptions,
+    )
+    return state, transport, _Lifespan(app, state, lifespan, lifespan_timeout)
 
 
 class _Lifespan:
